@@ -1,0 +1,259 @@
+"""Request rules of the catalog: is a request valid for its model, and if not, which rule and error.
+
+The rules are data in catalog.json (ranges, size rules, image limits, cross-field rules); this
+module is the one place that reads them. Checks run in the order the service applies them:
+gateway checks first (async header, model, endpoint), then the schema, then the model's rules.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from .catalog import Catalog, Model
+from .sizes import Size, parse_size, size_violation
+from .validation import validate
+
+_DATA_URI = re.compile(r"^data:(?P<mime>[\w.+-]+/[\w.+-]+)?(?P<params>(;[^;,]*)*?);base64,(?P<data>.*)$", re.S)
+_REMOTE_SCHEMES = ("http://", "https://", "oss://")
+_MIME_FORMATS = {"jpg": "jpeg", "jpeg": "jpeg", "png": "png", "bmp": "bmp", "x-ms-bmp": "bmp", "tiff": "tiff",
+                 "tif": "tiff", "webp": "webp", "gif": "gif"}
+
+
+@dataclass(frozen=True)
+class Violation:
+    rule: str     # which rule, e.g. "n-range", "size-rule", "model-exists"
+    path: str     # which field, e.g. "parameters.n" ("" for the request as a whole)
+    reason: str   # why, in words
+    error: str    # key of the error in error-codes.json
+    status: int   # HTTP status the service answers
+    code: str     # DashScope error code
+    message: str  # the message the service sends
+
+
+@dataclass(frozen=True)
+class InputImage:
+    ref: str                   # as given: URL, oss:// key or data URI
+    data: bytes | None = None  # decoded bytes of a data URI
+    mime: str | None = None
+
+
+@dataclass(frozen=True)
+class GenerationRequest:
+    """A valid request, normalised: defaults filled, texts truncated, parameters the model ignores dropped."""
+
+    model: Model
+    endpoint: str
+    n: int
+    size: Size | None  # as requested (before rounding); None when unset or not settable
+    orig_prompt: str
+    prompt: str        # truncated to the model's limit
+    negative_prompt: str | None
+    images: tuple[InputImage, ...]
+    seed: int | None
+    prompt_extend: bool
+    watermark: bool
+
+
+@dataclass(frozen=True)
+class Verdict:
+    violations: tuple[Violation, ...]
+    request: GenerationRequest | None
+
+    @property
+    def ok(self) -> bool:
+        return not self.violations
+
+    @property
+    def error(self) -> Violation | None:
+        """The violation the service reports (the first one found)."""
+        return self.violations[0] if self.violations else None
+
+
+class _Context:
+    def __init__(self, catalog: Catalog, endpoint: str, body: Any, headers: dict[str, str], region: str | None):
+        self.catalog = catalog
+        self.endpoint_name = endpoint
+        self.endpoint = catalog.endpoints[endpoint]
+        self.body = body
+        self.headers = {k.lower(): v for k, v in headers.items()}
+        self.region = region
+        self.model: Model | None = None
+        self.images: list[InputImage] = []
+
+    def violation(self, rule: str, path: str, reason: str, error: str = "invalid_parameter") -> Violation:
+        wire = self.catalog.error(error)
+        message = wire["message"]
+        if error == "invalid_parameter":
+            # The generic message names nothing; say which field and which rule, as users need.
+            message = f"{path}: {reason} (rule: {rule})" if path else f"{reason} (rule: {rule})"
+        return Violation(rule, path, reason, error, wire["status"], wire["code"], message)
+
+
+def _get(body: Any, dotted: str) -> Any:
+    node = body
+    for part in dotted.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return None
+        node = node[part]
+    return node
+
+
+def _texts_and_images(ctx: _Context) -> tuple[Any, Any, list[Any]]:
+    """(prompt, negative_prompt, image refs) wherever this endpoint keeps them."""
+    body = ctx.body
+    if ctx.endpoint_name == "multimodal-generation":
+        content = body["input"]["messages"][0]["content"]
+        prompt = next(item["text"] for item in content if "text" in item)
+        images = [item["image"] for item in content if "image" in item]
+    else:
+        prompt = body["input"]["prompt"]
+        images = list(body["input"].get("images") or [])
+    negative = _get(body, ctx.endpoint["negative_prompt_path"])
+    if negative is None:
+        negative = _get(body, "parameters.negative_prompt")
+    return prompt, negative, images
+
+
+# --- the checks, in the service's order --------------------------------------------------------
+
+
+def check_async_header(ctx: _Context) -> list[Violation]:
+    if ctx.endpoint["async_header"] == "required" and ctx.headers.get("x-dashscope-async", "").lower() != "enable":
+        return [ctx.violation("async-header", "X-DashScope-Async", "this endpoint is asynchronous only", "sync_not_supported")]
+    return []
+
+
+def check_model_exists(ctx: _Context) -> list[Violation]:
+    if not isinstance(ctx.body, dict):
+        return [ctx.violation("body-object", "", "the request body must be a JSON object")]
+    name = ctx.body.get("model")
+    if not isinstance(name, str) or not name:
+        return [ctx.violation("model-required", "model", "model is required and must be a string")]
+    model = ctx.catalog.model(name)
+    if model is None or (ctx.region is not None and ctx.region not in model.regions):
+        return [ctx.violation("model-exists", "model", f"no model named {name!r} here", "model_not_exist")]
+    ctx.model = model
+    return []
+
+
+def check_endpoint(ctx: _Context) -> list[Violation]:
+    assert ctx.model is not None
+    if ctx.endpoint_name not in ctx.model.endpoints:
+        return [ctx.violation("model-endpoint", "model",
+                              f"{ctx.model.name} is served by {', '.join(ctx.model.endpoints)}, not {ctx.endpoint_name}",
+                              "url_error")]
+    return []
+
+
+def check_schema(ctx: _Context) -> list[Violation]:
+    issues = validate(ctx.body, ctx.endpoint["request_schema"], ctx.catalog.profile)
+    return [ctx.violation("schema", issue.path, issue.reason) for issue in issues[:1]]
+
+
+def check_model_rules(ctx: _Context) -> list[Violation]:
+    model, body = ctx.model, ctx.body
+    assert model is not None
+    found: list[Violation] = []
+    params = body.get("parameters") or {}
+
+    n = params.get("n")
+    if n is not None and not model.n["min"] <= n <= model.n["max"]:
+        found.append(ctx.violation("n-range", "parameters.n",
+                                   f"{n} is outside [{model.n['min']}, {model.n['max']}] for {model.name}"))
+
+    if "size" in model.parameters and "size" in params:
+        size = parse_size(params["size"])
+        assert size is not None  # the schema's pattern guarantees it
+        why = size_violation(model.size_rule, size)
+        if why:
+            found.append(ctx.violation("size-rule", "parameters.size", f"{params['size']} {why} for {model.name}"))
+
+    _, _, images = _texts_and_images(ctx)
+    limits = model.input_images
+    if not limits["min"] <= len(images) <= limits["max"]:
+        found.append(ctx.violation("image-count", ctx.endpoint["images_path"] or "input",
+                                   f"{len(images)} input images; {model.name} takes {limits['min']} to {limits['max']}"))
+    for index, ref in enumerate(images):
+        found.extend(_check_image_ref(ctx, index, ref, limits))
+
+    for rule in model.cross_rules:
+        if _get(body, rule["if_present"]) is not None:
+            required = rule["require"]
+            value = _get(body, required["path"])
+            if value is None and required.get("default_from") == "n":
+                value = model.default_n
+            if value != required["equals"]:
+                found.append(ctx.violation(rule["id"], rule["if_present"], rule["reason"], rule["error"]))
+    return found
+
+
+def _check_image_ref(ctx: _Context, index: int, ref: str, limits: dict[str, Any]) -> list[Violation]:
+    path = f"{ctx.endpoint['images_path']}[{index}]"
+    if ref.startswith(_REMOTE_SCHEMES):
+        ctx.images.append(InputImage(ref))
+        return []
+    match = _DATA_URI.match(ref)
+    if not match:
+        return [ctx.violation("image-url", path, "not an http(s) URL, oss:// key or base64 data URI", "invalid_url")]
+    mime = (match.group("mime") or "").lower()
+    fmt = _MIME_FORMATS.get(mime.partition("/")[2])
+    if not mime.startswith("image/") or fmt is None or not any(_MIME_FORMATS.get(f) == fmt for f in limits["formats"]):
+        return [ctx.violation("image-format", path, f"{mime or 'no type'} is not one of {', '.join(limits['formats'])}")]
+    payload = match.group("data")
+    if len(payload) * 3 // 4 > limits["max_bytes"] + 3:
+        return [ctx.violation("image-bytes", path, f"larger than {limits['max_bytes']} bytes", "image_too_large")]
+    try:
+        data = base64.b64decode(payload, validate=True)
+    except (binascii.Error, ValueError):
+        return [ctx.violation("image-base64", path, "the data URI is not valid base64")]
+    if len(data) > limits["max_bytes"]:
+        return [ctx.violation("image-bytes", path, f"larger than {limits['max_bytes']} bytes", "image_too_large")]
+    ctx.images.append(InputImage(ref, data, mime))
+    return []
+
+
+CHECKS: tuple[Callable[[_Context], list[Violation]], ...] = (
+    check_async_header, check_model_exists, check_endpoint, check_schema, check_model_rules,
+)
+
+
+def _truncate(text: Any, limit: dict[str, Any]) -> Any:
+    return text[: limit["max_chars"]] if isinstance(text, str) and limit["truncate"] else text
+
+
+def _normalise(ctx: _Context) -> GenerationRequest:
+    model = ctx.model
+    assert model is not None
+    params = ctx.body.get("parameters") or {}
+    prompt, negative, _ = _texts_and_images(ctx)
+    applies = model.parameters.__contains__
+    return GenerationRequest(
+        model=model,
+        endpoint=ctx.endpoint_name,
+        n=params.get("n", model.default_n),
+        size=parse_size(params.get("size")) if applies("size") else None,
+        orig_prompt=prompt,
+        prompt=_truncate(prompt, model.prompt),
+        negative_prompt=_truncate(negative, model.negative_prompt) if applies("negative_prompt") else None,
+        images=tuple(ctx.images),
+        seed=params.get("seed") if applies("seed") else None,
+        prompt_extend=bool(params.get("prompt_extend", True)) if applies("prompt_extend") else False,
+        watermark=bool(params.get("watermark", False)) if applies("watermark") else False,
+    )
+
+
+def check_request(catalog: Catalog, endpoint: str, body: Any, headers: dict[str, str],
+                  region: str | None = None) -> Verdict:
+    """Check one request to `endpoint` (a catalog endpoint name) against the catalog's rules."""
+    if endpoint not in catalog.endpoints:
+        raise KeyError(f"unknown endpoint {endpoint!r}; known: {', '.join(catalog.endpoints)}")
+    ctx = _Context(catalog, endpoint, body, headers, region)
+    for check in CHECKS:
+        violations = check(ctx)
+        if violations:
+            return Verdict(tuple(violations), None)
+    return Verdict((), _normalise(ctx))
