@@ -234,13 +234,13 @@ def _normalise(ctx: _Context) -> GenerationRequest:
     return GenerationRequest(
         model=model,
         endpoint=ctx.endpoint_name,
-        n=params.get("n", model.default_n),
+        n=int(params.get("n", model.default_n)),  # JSON Schema counts 2.0 as an integer
         size=parse_size(params.get("size")) if applies("size") else None,
         orig_prompt=prompt,
         prompt=_truncate(prompt, model.prompt),
         negative_prompt=_truncate(negative, model.negative_prompt) if applies("negative_prompt") else None,
         images=tuple(ctx.images),
-        seed=params.get("seed") if applies("seed") else None,
+        seed=int(params["seed"]) if applies("seed") and params.get("seed") is not None else None,
         prompt_extend=bool(params.get("prompt_extend", True)) if applies("prompt_extend") else False,
         watermark=bool(params.get("watermark", False)) if applies("watermark") else False,
     )

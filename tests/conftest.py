@@ -20,3 +20,89 @@ def shared_dir() -> Path:
     if not (SHARED / "docs").is_dir():
         pytest.skip(f"the API pages are not at {SHARED}/docs (set DASHSCOPE_KIT_SHARED)")
     return SHARED
+
+
+# --- the fake, in process and on loopback ------------------------------------------------------
+
+import socket
+import threading
+from dataclasses import dataclass
+
+import uvicorn
+from starlette.testclient import TestClient
+
+from mock_server import accounts
+from mock_server.app import create_app
+from mock_server.clock import ControllableClock
+from mock_server.config import Config
+from mock_server.service import FakeDashScope
+
+ASYNC = {"X-DashScope-Async": "enable"}
+PATHS = {
+    "multimodal-generation": "/services/aigc/multimodal-generation/generation",
+    "text2image": "/services/aigc/text2image/image-synthesis",
+    "image2image": "/services/aigc/image2image/image-synthesis",
+}
+
+
+def demo_key(account: str = "a", region: str = "cn-beijing", n: int = 1) -> str:
+    """A demo key: account 'a' or 'b', a region, key 1 or 2 of that account there."""
+    for key in accounts.load_keys(None).all():
+        if key.account == f"demo-account-{account}" and key.region == region and key.key_id.endswith(f"-{n}"):
+            return key.key
+    raise KeyError((account, region, n))
+
+
+def auth(key: str | None = None, **more: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {key or demo_key()}", **more}
+
+
+def make_service(**overrides) -> FakeDashScope:
+    return FakeDashScope(Config.load(**overrides), clock=ControllableClock())
+
+
+@pytest.fixture
+def service() -> FakeDashScope:
+    return make_service()
+
+
+@pytest.fixture
+def client(service: FakeDashScope) -> TestClient:
+    """httpx against the ASGI app, in process; base URL is the Beijing region's."""
+    with TestClient(create_app(service=service), base_url="http://testserver", raise_server_exceptions=True) as c:
+        yield c
+
+
+@dataclass
+class LiveFake:
+    origin: str
+    service: FakeDashScope
+
+    def base_url(self, region: str = "cn-beijing") -> str:
+        return f"{self.origin}/{region}/api/v1"
+
+
+@pytest.fixture(scope="session")
+def live_fake() -> LiveFake:
+    """The fake served by uvicorn on a free loopback port for the whole session."""
+    service = make_service()
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    server = uvicorn.Server(uvicorn.Config(create_app(service=service), log_level="warning", lifespan="off"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    started = threading.Event()
+    while not server.started and thread.is_alive():
+        started.wait(0.01)  # the server thread binding, not a clock-based behaviour
+    assert server.started, "uvicorn did not start"
+    yield LiveFake(f"http://127.0.0.1:{sock.getsockname()[1]}", service)
+    server.should_exit = True
+    thread.join(timeout=5)
+
+
+@pytest.fixture
+def live(live_fake: LiveFake) -> LiveFake:
+    """The live fake, reset (empty store, real time) before each test."""
+    live_fake.service.reset()
+    return live_fake

@@ -1,0 +1,106 @@
+"""GET /tasks/{id}, POST /tasks/{id}/cancel and GET /tasks."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+
+from ..domain.tasks import CANCELED, FAILED, PENDING, RUNNING, SUCCEEDED, UNKNOWN, Task
+from ..errors import invalid_parameter
+from ..service import FakeDashScope, format_time, parse_list_time
+from .http import authenticate, fake, new_request_id, public_base_url, reply
+
+LIST_STATUSES = (PENDING, RUNNING, SUCCEEDED, FAILED, CANCELED)
+_LIST_TIME = re.compile(r"^[0-9]{14}$")
+MAX_PAGE_SIZE = 100
+
+
+def task_output(service: FakeDashScope, task: Task, base_url: str) -> dict[str, Any]:
+    """The output object of a task as GET /tasks/{id} shows it in its current status."""
+    output: dict[str, Any] = {"task_id": task.task_id, "task_status": task.status, "submit_time": format_time(task.submit_time)}
+    if task.scheduled_time is not None:
+        output["scheduled_time"] = format_time(task.scheduled_time)
+    if task.end_time is not None:
+        output["end_time"] = format_time(task.end_time)
+    if task.status == SUCCEEDED:
+        expires = task.end_time + service.config.url_ttl
+        output["results"] = [
+            {"url": service.result_url(base_url, o.image_id, expires), "orig_prompt": task.orig_prompt,
+             "actual_prompt": task.actual_prompt} if o.ok else {"code": o.code, "message": o.message}
+            for o in task.outcomes
+        ]
+    if task.status == FAILED:
+        code, message = task.failure or next((o.code, o.message) for o in task.outcomes if not o.ok)
+        output["code"], output["message"] = code, message
+    if task.status in (SUCCEEDED, FAILED):
+        ok = task.succeeded_count
+        output["task_metrics"] = {"TOTAL": len(task.outcomes), "SUCCEEDED": ok, "FAILED": len(task.outcomes) - ok}
+    return output
+
+
+async def get_task(request: Request) -> JSONResponse:
+    service = fake(request)
+    key = authenticate(request)
+    task_id = request.path_params["task_id"]
+    task = service.poll_task(key, task_id)
+    if task is None:
+        return reply({"request_id": new_request_id(), "output": {"task_id": task_id, "task_status": UNKNOWN}})
+    body: dict[str, Any] = {"request_id": new_request_id(), "output": task_output(service, task, public_base_url(request))}
+    if task.status == SUCCEEDED:
+        body["usage"] = {"image_count": task.succeeded_count}
+    return reply(body)
+
+
+async def cancel_task(request: Request) -> JSONResponse:
+    service = fake(request)
+    key = authenticate(request)
+    service.cancel_task(key, request.path_params["task_id"])
+    return reply({"request_id": new_request_id()})
+
+
+def _int_param(service: FakeDashScope, query: Any, name: str, default: int, maximum: int | None = None) -> int:
+    text = query.get(name)
+    if text is None:
+        return default
+    if not text.isdigit() or int(text) < 1 or (maximum is not None and int(text) > maximum):
+        bound = f"between 1 and {maximum}" if maximum else "a positive integer"
+        raise invalid_parameter(service.catalog, name, f"must be {bound}, not {text!r}")
+    return int(text)
+
+
+async def list_tasks(request: Request) -> JSONResponse:
+    service = fake(request)
+    key = authenticate(request)
+    query = request.query_params
+    page_no = _int_param(service, query, "page_no", 1)
+    page_size = _int_param(service, query, "page_size", 10, MAX_PAGE_SIZE)
+    filters: dict[str, Any] = {}
+    for name in ("model_name", "api_key_id", "region"):
+        if query.get(name):
+            filters[name] = query[name]
+    if query.get("status"):
+        if query["status"] not in LIST_STATUSES:
+            raise invalid_parameter(service.catalog, "status", f"must be one of {', '.join(LIST_STATUSES)}")
+        filters["status"] = query["status"]
+    for name in ("start_time", "end_time"):
+        if query.get(name):
+            try:
+                if not _LIST_TIME.match(query[name]):
+                    raise ValueError
+                filters[name] = parse_list_time(query[name])
+            except ValueError:
+                raise invalid_parameter(service.catalog, name, "must be YYYYMMDDhhmmss, e.g. 20230420000000") from None
+    page, total = service.list_tasks(key, filters, page_no, page_size)
+    return reply({
+        "request_id": new_request_id(),
+        "data": [{
+            "task_id": t.task_id, "status": t.status, "model_name": t.model, "region": t.region,
+            "api_key_id": t.api_key_id, "gmt_create": format_time(t.submit_time),
+            **({"start_time": format_time(t.scheduled_time)} if t.scheduled_time is not None else {}),
+            **({"end_time": format_time(t.end_time)} if t.end_time is not None else {}),
+        } for t in page],
+        "total": total, "total_page": service.total_pages(total, page_size), "page_no": page_no, "page_size": page_size,
+    })

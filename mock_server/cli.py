@@ -1,0 +1,61 @@
+"""dashscope-mock serve: run the fake on uvicorn and say how to reach it."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from .accounts import mask_key
+from .admin import region_base_urls
+from .app import create_app
+from .config import Config
+from .service import FakeDashScope
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="dashscope-mock", description="A fake of the DashScope image APIs.")
+    commands = parser.add_subparsers(dest="command", required=True)
+    serve = commands.add_parser("serve", help="run the fake server")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8089)
+    serve.add_argument("--profile", help="API profile: current (default) or 2025-12")
+    serve.add_argument("--config", help="a JSON or TOML file overriding the embedded defaults")
+    serve.add_argument("--keys", help="accounts and keys file (shape of fixtures/demo-keys.json)")
+    serve.add_argument("--fast", action="store_true", help="every async task finishes on its first poll")
+    serve.add_argument("--show-keys", action="store_true", help="print the demo keys in full (default: masked)")
+    return parser
+
+
+def banner(service: FakeDashScope, base: str, show_keys: bool) -> str:
+    lines = [f"dashscope-mock: profile {service.config.profile}, serving {base}", ""]
+    for region, urls in region_base_urls(service, base).items():
+        default = " (also plain /api/v1)" if region == service.config.default_region else ""
+        lines.append(f"  {region}: base URL {urls['base_url']}{default}")
+        for key in service.keys.all():
+            if key.region == region:
+                shown = key.key if show_keys else mask_key(key.key)
+                lines.append(f"      {key.account:<16} {shown}  ({key.key_id})")
+    lines += ["", "  SDK:  export DASHSCOPE_HTTP_BASE_URL=<base URL> DASHSCOPE_API_KEY=<a key of that region>",
+              f"  Keys in full: {base}/__admin/keys   Clock: {base}/__admin/clock", ""]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    import uvicorn
+
+    try:
+        config = Config.load(args.config, profile=args.profile, keys_file=args.keys)
+    except (OSError, ValueError) as exc:
+        print(f"dashscope-mock: {exc}", file=sys.stderr)
+        return 2
+    if args.fast:
+        config = config.with_fast_tasks()
+    service = FakeDashScope(config)
+    print(banner(service, f"http://{args.host}:{args.port}", args.show_keys), flush=True)
+    uvicorn.run(create_app(service=service), host=args.host, port=args.port, log_level="info")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

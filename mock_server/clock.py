@@ -1,0 +1,39 @@
+"""The fake's clock: real time until a test advances it, then frozen virtual time.
+
+Every time-based behaviour (task transitions, 24-hour expiry, URL lifetimes, later rate
+limits) reads this clock, never time.time(), so a test can see a day pass in milliseconds.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Callable, Protocol
+
+
+class Clock(Protocol):
+    def now(self) -> float:
+        """Seconds since the epoch."""
+
+
+class ControllableClock:
+    """Follows the wall clock until advance() freezes it; reset() returns it to real time."""
+
+    def __init__(self, wall: Callable[[], float] = time.time):
+        self._wall = wall
+        self._frozen_at: float | None = None
+
+    def now(self) -> float:
+        return self._wall() if self._frozen_at is None else self._frozen_at
+
+    @property
+    def frozen(self) -> bool:
+        return self._frozen_at is not None
+
+    def advance(self, seconds: float) -> float:
+        if seconds < 0:
+            raise ValueError("the clock only moves forward")
+        self._frozen_at = self.now() + seconds
+        return self._frozen_at
+
+    def reset(self) -> None:
+        self._frozen_at = None

@@ -1,0 +1,60 @@
+"""The fake's settings: embedded defaults, overridden by a JSON or TOML file and the command line."""
+
+from __future__ import annotations
+
+import json
+import tomllib
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from dashscope_schemas import merge_patch, profile_names
+
+from .domain.tasks import Timing
+
+FAST_TIMING = {"mode": "polls", "pending": 0, "running": 0}
+
+
+def _defaults() -> dict[str, Any]:
+    return json.loads((resources.files(__package__) / "defaults" / "config.json").read_text(encoding="utf-8"))
+
+
+@dataclass(frozen=True)
+class Config:
+    profile: str
+    default_region: str
+    keys_file: str | None
+    task_ttl: float
+    url_ttl: float
+    max_body_bytes: int
+    signing_secret: str
+    timing: dict[str, Any] = field(repr=False)
+
+    def timing_for(self, model: str) -> Timing:
+        return Timing.from_data(self.timing.get("models", {}).get(model) or self.timing["default"])
+
+    @classmethod
+    def load(cls, path: str | Path | None = None, **overrides: Any) -> "Config":
+        """Defaults, then the file (if any), then keyword overrides (None means 'not given')."""
+        data = _defaults()
+        if path:
+            text = Path(path).read_text(encoding="utf-8")
+            data = merge_patch(data, tomllib.loads(text) if str(path).endswith(".toml") else json.loads(text))
+        data = merge_patch(data, {k: v for k, v in overrides.items() if v is not None})
+        if data["profile"] not in profile_names():
+            raise ValueError(f"unknown profile {data['profile']!r}; known: {', '.join(profile_names())}")
+        config = cls(
+            profile=data["profile"], default_region=data["default_region"], keys_file=data.get("keys_file"),
+            task_ttl=float(data["task_ttl_seconds"]), url_ttl=float(data["url_ttl_seconds"]),
+            max_body_bytes=int(data["max_body_bytes"]), signing_secret=str(data["signing_secret"]),
+            timing=data["timing"],
+        )
+        config.timing_for("")  # fail at start, not on the first request, if the timing is malformed
+        for model_timing in config.timing.get("models", {}).values():
+            Timing.from_data(model_timing)
+        return config
+
+    def with_fast_tasks(self) -> "Config":
+        """Every task finishes on its first poll."""
+        return Config(**{**self.__dict__, "timing": {"default": FAST_TIMING, "models": {}}})

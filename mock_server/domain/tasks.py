@@ -1,0 +1,123 @@
+"""The async task state machine: PENDING -> RUNNING -> SUCCEEDED | FAILED, CANCELED, expiry.
+
+Pure: every function takes the current time and returns a new Task; nothing here reads a
+clock, a store or a request. A task's phase lengths come from its Timing, fixed at creation:
+by clock time (seconds), or by number of polls of GET /tasks/{id}.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Literal
+
+PENDING, RUNNING, SUCCEEDED, FAILED, CANCELED, UNKNOWN = "PENDING", "RUNNING", "SUCCEEDED", "FAILED", "CANCELED", "UNKNOWN"
+TERMINAL = frozenset({SUCCEEDED, FAILED, CANCELED})
+# The only moves a task makes; anything else is a bug (the contract suite checks the same).
+TRANSITIONS = {PENDING: {RUNNING, CANCELED, SUCCEEDED, FAILED}, RUNNING: {SUCCEEDED, FAILED}}
+
+
+@dataclass(frozen=True)
+class Timing:
+    mode: Literal["time", "polls"]
+    pending: float  # seconds (time) or polls (polls) spent PENDING
+    running: float  # seconds or polls spent RUNNING
+
+    @classmethod
+    def from_data(cls, data: dict) -> "Timing":
+        mode = data.get("mode", "time")
+        if mode not in ("time", "polls"):
+            raise ValueError(f"timing mode must be 'time' or 'polls', not {mode!r}")
+        pending, running = float(data.get("pending", 0)), float(data.get("running", 0))
+        if pending < 0 or running < 0:
+            raise ValueError("timing phases cannot be negative")
+        return cls(mode, pending, running)
+
+
+@dataclass(frozen=True)
+class ImageOutcome:
+    """What becomes of one requested image: a result image, or a per-image error."""
+
+    image_id: str | None
+    code: str | None = None
+    message: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.code is None
+
+
+@dataclass(frozen=True)
+class Task:
+    task_id: str
+    account: str
+    region: str
+    api_key_id: str
+    model: str
+    endpoint: str
+    orig_prompt: str
+    actual_prompt: str
+    seed: int
+    width: int
+    height: int
+    timing: Timing
+    outcomes: tuple[ImageOutcome, ...]      # planned at creation, shown when the task ends
+    failure: tuple[str, str] | None = None  # (code, message) of a task that FAILS as a whole
+    status: str = PENDING
+    submit_time: float = 0.0
+    scheduled_time: float | None = None
+    end_time: float | None = None
+    polls: int = 0
+
+    @property
+    def final_status(self) -> str:
+        return SUCCEEDED if self.failure is None and any(o.ok for o in self.outcomes) else FAILED
+
+    @property
+    def succeeded_count(self) -> int:
+        return sum(o.ok for o in self.outcomes) if self.status == SUCCEEDED else 0
+
+
+def create(task: Task, now: float) -> Task:
+    """A new task, submitted now and PENDING."""
+    return replace(task, status=PENDING, submit_time=now, scheduled_time=None, end_time=None, polls=0)
+
+
+def expires_at(task: Task, ttl: float) -> float:
+    return task.submit_time + ttl
+
+
+def is_expired(task: Task, now: float, ttl: float) -> bool:
+    return now >= expires_at(task, ttl)
+
+
+def observe(task: Task, now: float, *, poll: bool = False) -> Task:
+    """The task as it is at `now`. A poll (GET /tasks/{id}) counts towards poll-based timing."""
+    if task.status in TERMINAL:
+        return task
+    if task.timing.mode == "polls":
+        polls = task.polls + 1 if poll else task.polls
+        task = replace(task, polls=polls)
+        if polls == 0 or polls <= task.timing.pending:
+            return task
+        scheduled = task.scheduled_time if task.scheduled_time is not None else now
+        if polls <= task.timing.pending + task.timing.running:
+            return replace(task, status=RUNNING, scheduled_time=scheduled)
+        return replace(task, status=task.final_status, scheduled_time=scheduled, end_time=now)
+    scheduled = task.submit_time + task.timing.pending
+    ended = scheduled + task.timing.running
+    if now < scheduled:
+        return task
+    if now < ended:
+        return replace(task, status=RUNNING, scheduled_time=scheduled)
+    return replace(task, status=task.final_status, scheduled_time=scheduled, end_time=ended)
+
+
+class NotCancelable(Exception):
+    """Only PENDING tasks can be cancelled."""
+
+
+def cancel(task: Task, now: float) -> Task:
+    task = observe(task, now)
+    if task.status != PENDING:
+        raise NotCancelable(task.status)
+    return replace(task, status=CANCELED, end_time=now)
