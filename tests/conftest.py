@@ -24,12 +24,13 @@ def shared_dir() -> Path:
 
 # --- the fake, in process and on loopback ------------------------------------------------------
 
+import asyncio
 import socket
 import threading
 from dataclasses import dataclass
 
+import httpx
 import uvicorn
-from starlette.testclient import TestClient
 
 from mock_server import accounts
 from mock_server.app import create_app
@@ -66,11 +67,32 @@ def service() -> FakeDashScope:
     return make_service()
 
 
+class AppClient:
+    """httpx against the ASGI app in process, with a synchronous face for plain test functions."""
+
+    def __init__(self, app, base_url: str = "http://testserver"):
+        self._loop = asyncio.new_event_loop()
+        self._client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=base_url)
+
+    def request(self, method: str, url: str, **kwargs) -> httpx.Response:
+        return self._loop.run_until_complete(self._client.request(method, url, **kwargs))
+
+    def get(self, url: str, **kwargs) -> httpx.Response:
+        return self.request("GET", url, **kwargs)
+
+    def post(self, url: str, **kwargs) -> httpx.Response:
+        return self.request("POST", url, **kwargs)
+
+    def close(self) -> None:
+        self._loop.run_until_complete(self._client.aclose())
+        self._loop.close()
+
+
 @pytest.fixture
-def client(service: FakeDashScope) -> TestClient:
-    """httpx against the ASGI app, in process; base URL is the Beijing region's."""
-    with TestClient(create_app(service=service), base_url="http://testserver", raise_server_exceptions=True) as c:
-        yield c
+def client(service: FakeDashScope) -> AppClient:
+    c = AppClient(create_app(service=service))
+    yield c
+    c.close()
 
 
 @dataclass

@@ -33,7 +33,8 @@ def task_output(service: FakeDashScope, task: Task, base_url: str) -> dict[str, 
             for o in task.outcomes
         ]
     if task.status == FAILED:
-        code, message = task.failure or next((o.code, o.message) for o in task.outcomes if not o.ok)
+        code, message = task.failure or next(((o.code, o.message) for o in task.outcomes if not o.ok),
+                                             (service.catalog.error("internal_error")["code"], service.catalog.error("internal_error")["message"]))
         output["code"], output["message"] = code, message
     if task.status in (SUCCEEDED, FAILED):
         ok = task.succeeded_count

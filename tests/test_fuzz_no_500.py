@@ -1,0 +1,79 @@
+"""Any input: never a 500. Success answers match their schema; every failure is the error envelope."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis_jsonschema import from_schema
+
+import dashscope_schemas as ds
+from conftest import ASYNC, PATHS, AppClient, auth, make_service
+from mock_server.app import create_app
+
+CLIENT = AppClient(create_app(service=make_service()))
+MODELS = sorted(ds.load_catalog().models) + ["", "qwen-image-unknown"]
+REQUEST_SCHEMA = {name: ds.load_schema(ds.load_catalog().endpoints[name]["request_schema"]) for name in PATHS}
+SUCCESS_SCHEMA = {"multimodal-generation": "multimodal-generation.response", "text2image": "task-created.response",
+                  "image2image": "task-created.response"}
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**40), 2**40) | st.floats(allow_nan=False, allow_infinity=False) | st.text(max_size=20),
+    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=10), children, max_size=4),
+    max_leaves=20,
+)
+
+
+def _check(endpoint: str, response) -> None:
+    assert response.status_code < 500, response.text
+    body = response.json()
+    if response.status_code == 200:
+        assert ds.validate(body, SUCCESS_SCHEMA[endpoint]) == []
+    else:
+        assert ds.validate(body, "error") == [], body
+
+
+def _with_model(request, model):
+    if isinstance(request, dict):
+        request = {**request, "model": model}
+    return request
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _close_client():
+    yield
+    CLIENT.close()
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(endpoint=st.sampled_from(sorted(PATHS)), data=st.data(), model=st.sampled_from(MODELS))
+def test_schema_shaped_requests(endpoint, data, model):
+    request = data.draw(from_schema(REQUEST_SCHEMA[endpoint]), label="request")
+    request = _with_model(request, model)
+    response = CLIENT.post(f"/cn-beijing/api/v1{PATHS[endpoint]}", content=json.dumps(request),
+                           headers=auth(**ASYNC, **{"Content-Type": "application/json"}))
+    _check(endpoint, response)
+
+
+@settings(max_examples=60, deadline=None)
+@given(endpoint=st.sampled_from(sorted(PATHS)), body=json_values, async_header=st.booleans(),
+       key=st.sampled_from([None, "sk-demoabj1-0000000000000000", "sk-demoasg1-0000000000000000", "", "x" * 300]))
+def test_arbitrary_json_and_headers(endpoint, body, async_header, key):
+    headers = {"Content-Type": "application/json", **(ASYNC if async_header else {})}
+    if key is not None:
+        headers["Authorization"] = f"Bearer {key}"
+    response = CLIENT.post(f"/cn-beijing/api/v1{PATHS[endpoint]}", content=json.dumps(body), headers=headers)
+    _check(endpoint, response)
+
+
+@settings(max_examples=40, deadline=None)
+@given(path=st.text(alphabet=st.characters(min_codepoint=33, max_codepoint=126, exclude_characters="?#%"), max_size=40),
+       method=st.sampled_from(["GET", "POST", "DELETE", "PUT"]))
+def test_arbitrary_paths(path, method):
+    response = CLIENT.request(method, "/cn-beijing/api/v1/" + path, headers=auth())
+    assert response.status_code < 500
+    if response.headers.get("content-type", "").startswith("application/json"):
+        body = response.json()
+        if response.status_code != 200:
+            assert ds.validate(body, "error") == [], body
