@@ -22,11 +22,15 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--config", help="a JSON or TOML file overriding the embedded defaults")
     serve.add_argument("--keys", help="accounts and keys file (shape of fixtures/demo-keys.json)")
     serve.add_argument("--fast", action="store_true", help="every async task finishes on its first poll")
-    serve.add_argument("--show-keys", action="store_true", help="print the demo keys in full (default: masked)")
+    serve.add_argument("--show-keys", action="store_true",
+                       help="print keys from a --keys file in full (the embedded demo keys always are)")
     return parser
 
 
 def banner(service: FakeDashScope, base: str, show_keys: bool) -> str:
+    # The embedded demo keys open nothing but the fake, so they are shown whole; keys from a
+    # user's file may resemble real ones, so they are masked unless asked for.
+    show_keys = show_keys or service.config.keys_file is None
     lines = [f"dashscope-mock: profile {service.config.profile}, serving {base}", ""]
     for region, urls in region_base_urls(service, base).items():
         default = " (also plain /api/v1)" if region == service.config.default_region else ""
