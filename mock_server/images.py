@@ -14,6 +14,8 @@ import hmac
 import io
 import random
 import re
+import struct
+import warnings
 from dataclasses import dataclass
 from functools import lru_cache
 from xml.sax.saxutils import escape
@@ -48,11 +50,20 @@ class InvalidImage(ValueError):
 
 
 def read_image(data: bytes) -> tuple[str, int, int]:
-    """(format, width, height) of an encoded image; GIFs are read from their first frame."""
+    """(format, width, height) of an encoded image; GIFs are read from their first frame.
+
+    Only the header is read, never the pixels, so Pillow's warnings (decompression bomb, corrupt
+    EXIF) do not concern us; its hard bomb limit (a canvas no real upload has) still refuses.
+    """
     try:
-        with Image.open(io.BytesIO(data)) as image:
-            return (image.format or "").lower(), image.width, image.height
-    except (UnidentifiedImageError, OSError, ValueError) as exc:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            with Image.open(io.BytesIO(data)) as image:
+                return (image.format or "").lower(), image.width, image.height
+    except Image.DecompressionBombError as exc:
+        raise InvalidImage(f"the image announces {exc}") from exc
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, struct.error) as exc:
+        # Pillow's plugins signal corrupt files with any of these, depending on the format.
         raise InvalidImage(str(exc)) from exc
 
 

@@ -401,3 +401,30 @@ def test_admin_clock_reset_regions_keys(client, service):
     assert len(keys) == 12 and {k["account"] for k in keys} == {"demo-account-a", "demo-account-b"}
     assert {(k["account"], k["region"]) for k in keys} == {(a, r) for a in ("demo-account-a", "demo-account-b")
                                                           for r in ("cn-beijing", "ap-southeast-1", "us-east-1")}
+
+
+def _png_announcing(width: int, height: int) -> bytes:
+    """A well-formed PNG whose header announces width x height (its pixel data is empty): a
+    decompression bomb's calling card when the canvas is huge."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"")) + chunk(b"IEND", b"")
+
+
+@pytest.mark.parametrize("width, height, status", [(100_000, 100_000, 400), (12_000, 12_000, 200), (3000, 1000, 200)])
+def test_hostile_images_are_handled_by_their_header_never_a_crash(client, width, height, status):
+    """The fake reads only dimensions: a huge but plausible header is used, an absurd one refused."""
+    uri = "data:image/png;base64," + base64.b64encode(_png_announcing(width, height)).decode()
+    response = client.post(API + PATHS["multimodal-generation"], json=edit_body(images=(uri,)), headers=auth())
+    if status == 400:
+        assert_error(response, 400, "InvalidParameter")
+    else:
+        assert response.status_code == 200, response.text
+        rule = ds.load_catalog().model("qwen-image-edit-plus").size_rule
+        usage = response.json()["usage"]
+        assert (usage["width"], usage["height"]) == ds.output_size(rule, None, (width, height))

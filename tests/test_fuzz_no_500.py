@@ -77,3 +77,29 @@ def test_arbitrary_paths(path, method):
         body = response.json()
         if response.status_code != 200:
             assert ds.validate(body, "error") == [], body
+
+
+def _mutated_image(data: st.DataObject) -> bytes:
+    import io
+
+    from PIL import Image
+
+    fmt = data.draw(st.sampled_from(["PNG", "JPEG", "GIF", "BMP", "WEBP", "TIFF"]), label="format")
+    buf = io.BytesIO()
+    Image.new("RGB", (data.draw(st.integers(1, 64)), data.draw(st.integers(1, 64)))).save(buf, format=fmt)
+    raw = bytearray(buf.getvalue())
+    for _ in range(data.draw(st.integers(0, 8), label="flips")):
+        raw[data.draw(st.integers(0, len(raw) - 1))] = data.draw(st.integers(0, 255))
+    return bytes(raw[: data.draw(st.integers(0, len(raw)), label="cut")])
+
+
+@settings(max_examples=80, deadline=None)
+@given(data=st.data(), mime=st.sampled_from(["image/png", "image/jpeg", "image/gif", "image/bmp", "image/webp", "image/tiff"]))
+def test_random_and_corrupted_images_in_data_uris(data, mime):
+    import base64
+
+    payload = _mutated_image(data) if data.draw(st.booleans(), label="from a real image") else data.draw(st.binary(max_size=200))
+    uri = f"data:{mime};base64," + base64.b64encode(payload).decode()
+    body = {"model": "qwen-image-edit-plus", "input": {"messages": [{"role": "user", "content": [{"image": uri}, {"text": "a"}]}]}}
+    response = CLIENT.post("/cn-beijing/api/v1" + PATHS["multimodal-generation"], json=body, headers=auth())
+    _check("multimodal-generation", response)
