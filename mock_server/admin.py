@@ -11,6 +11,7 @@ from starlette.routing import Route
 
 from .api.http import fake, public_base_url
 from .errors import DashScopeError
+from .scenarios import ScenarioError
 
 
 def _clock_state(request: Request) -> dict:
@@ -58,10 +59,59 @@ async def keys(request: Request) -> JSONResponse:
                                   for k in fake(request).keys.all()]})
 
 
+async def _json(request: Request):
+    try:
+        return json.loads(await request.body())
+    except ValueError:
+        raise DashScopeError(400, "InvalidParameter", "body: not valid JSON") from None
+
+
+async def scenarios(request: Request) -> JSONResponse:
+    book = fake(request).scenarios
+    if request.method == "GET":
+        return JSONResponse({"scenarios": [s.to_dict() for s in book.all()]})
+    if request.method == "DELETE":
+        book.clear()
+        return JSONResponse({"scenarios": []})
+    data = await _json(request)
+    try:
+        added = [book.add(entry) for entry in (data if isinstance(data, list) else [data])]
+    except ScenarioError as exc:
+        raise DashScopeError(400, "InvalidParameter", f"scenario: {exc}") from None
+    return JSONResponse(added[0].to_dict() if not isinstance(data, list) else {"scenarios": [s.to_dict() for s in added]})
+
+
+async def scenario(request: Request) -> JSONResponse:
+    scenario_id = request.path_params["scenario_id"]
+    if not fake(request).scenarios.remove(scenario_id):
+        raise DashScopeError(404, "NotFound", f"no scenario {scenario_id!r}")
+    return JSONResponse({"deleted": scenario_id})
+
+
+async def usage(request: Request) -> JSONResponse:
+    service = fake(request)
+    return JSONResponse({"usage": service.usage(), "free_tier_only": sorted(service.ledger.free_tier_only)})
+
+
+async def free_tier_only(request: Request) -> JSONResponse:
+    """{"account": "demo-account-a", "enabled": true}: refuse this account once a free quota is spent."""
+    service = fake(request)
+    data = await _json(request)
+    accounts = {k.account for k in service.keys.all()}
+    if not isinstance(data, dict) or data.get("account") not in accounts or not isinstance(data.get("enabled"), bool):
+        raise DashScopeError(400, "InvalidParameter", f'body must be {{"account": one of {sorted(accounts)}, "enabled": true|false}}')
+    (service.ledger.free_tier_only.add if data["enabled"] else service.ledger.free_tier_only.discard)(data["account"])
+    return JSONResponse({"free_tier_only": sorted(service.ledger.free_tier_only)})
+
+
 routes = [
     Route("/__admin/clock", clock, methods=["GET"]),
     Route("/__admin/clock/advance", advance_clock, methods=["POST"]),
     Route("/__admin/reset", reset, methods=["POST"]),
     Route("/__admin/regions", regions, methods=["GET"]),
     Route("/__admin/keys", keys, methods=["GET"]),
+    Route("/__admin/scenarios", scenarios, methods=["GET", "POST", "DELETE"]),
+    Route("/__admin/scenarios/{scenario_id}", scenario, methods=["DELETE"]),
+    Route("/__admin/usage", usage, methods=["GET"]),
+    Route("/__admin/usage/free-tier-only", free_tier_only, methods=["POST"]),
 ]

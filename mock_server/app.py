@@ -12,7 +12,9 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from . import admin
-from .api import generation, results, tasks
+from .api import generation, results, tasks, uploads
+from .api.faults import ConnectionDropper
+from .openapi import openapi_document
 from .api.http import error_reply, fake, new_request_id
 from .clock import Clock
 from .config import Config
@@ -20,6 +22,7 @@ from .errors import DashScopeError
 from .regions import RegionRouter
 from .service import FakeDashScope
 from .store import Store
+from .uploads import UPLOAD_PATH
 
 log = logging.getLogger("dashscope_mock")
 API = "/api/v1"
@@ -34,9 +37,16 @@ def _routes(service: FakeDashScope) -> list[Route]:
         Route(API + "/tasks/{task_id}", tasks.get_task, methods=["GET"]),
         Route(API + "/tasks/{task_id}/cancel", tasks.cancel_task, methods=["POST"]),
         Route(API + "/tasks", tasks.list_tasks, methods=["GET"]),
+        Route(API + "/uploads", uploads.get_policy, methods=["GET"]),
+        Route(UPLOAD_PATH, uploads.receive_upload, methods=["POST"]),
         Route("/__oss/{bucket}/{object_path:path}", results.download, methods=["GET"]),
+        Route("/openapi.json", _openapi, methods=["GET"]),
         *admin.routes,
     ]
+
+
+async def _openapi(request: Request) -> Response:
+    return JSONResponse(openapi_document(fake(request).config.profile))
 
 
 async def _dashscope_error(request: Request, exc: Exception) -> Response:
@@ -59,11 +69,18 @@ async def _unexpected(request: Request, exc: Exception) -> Response:
     return error_reply(DashScopeError.from_catalog(fake(request).catalog, "internal_error"))
 
 
+class _FakeApp(Starlette):
+    def build_middleware_stack(self):
+        # Outside even Starlette's ServerErrorMiddleware, which wraps `send`: dropping a
+        # connection needs the server's own send (and through it, the socket).
+        return ConnectionDropper(super().build_middleware_stack())
+
+
 def create_app(config: Config | None = None, *, store: Store | None = None, clock: Clock | None = None,
                service: FakeDashScope | None = None) -> Starlette:
     service = service or FakeDashScope(config or Config.load(), store=store, clock=clock)
     region_urls = {name: info["base_url"] for name, info in service.catalog.regions.items()}
-    app = Starlette(
+    app = _FakeApp(
         routes=_routes(service),
         middleware=[Middleware(RegionRouter, region_base_urls=region_urls, default_region=service.config.default_region)],
         exception_handlers={DashScopeError: _dashscope_error, HTTPException: _http_error, Exception: _unexpected},

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
+from pathlib import Path
 
 from .accounts import mask_key
 from .admin import region_base_urls
@@ -22,6 +24,9 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--config", help="a JSON or TOML file overriding the embedded defaults")
     serve.add_argument("--keys", help="accounts and keys file (shape of fixtures/demo-keys.json)")
     serve.add_argument("--fast", action="store_true", help="every async task finishes on its first poll")
+    serve.add_argument("--scenarios", help="a JSON file of scenarios to load at start (a list, or {\"scenarios\": [...]})")
+    serve.add_argument("--no-rate-limits", action="store_true", help="turn the documented rate limits off")
+    serve.add_argument("--rate-limit-scale", type=float, help="multiply every rate limit (e.g. 10 for a load test)")
     serve.add_argument("--show-keys", action="store_true",
                        help="print keys from a --keys file in full (the embedded demo keys always are)")
     return parser
@@ -39,9 +44,22 @@ def banner(service: FakeDashScope, base: str, show_keys: bool) -> str:
             if key.region == region:
                 shown = key.key if show_keys else mask_key(key.key)
                 lines.append(f"      {key.account:<16} {shown}  ({key.key_id})")
+    limits = service.config.rate_limits
+    lines += ["", f"  Rate limits: {'on, scale ' + format(limits.get('scale', 1.0), 'g') if limits.get('enabled', True) else 'off'};"
+              f" scenarios loaded: {len(service.scenarios.all())}; OpenAPI: {base}/openapi.json"]
     lines += ["", "  SDK:  export DASHSCOPE_HTTP_BASE_URL=<base URL> DASHSCOPE_API_KEY=<a key of that region>",
               f"  Keys in full: {base}/__admin/keys   Clock: {base}/__admin/clock", ""]
     return "\n".join(lines)
+
+
+def _scenario_file(path: str | None) -> list | None:
+    if not path:
+        return None
+    data = json.loads(Path(path).read_text(encoding="utf-8"))
+    entries = data.get("scenarios") if isinstance(data, dict) else data
+    if not isinstance(entries, list):
+        raise ValueError(f"{path}: a list of scenarios, or an object with a scenarios list")
+    return entries
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -49,13 +67,16 @@ def main(argv: list[str] | None = None) -> int:
     import uvicorn
 
     try:
-        config = Config.load(args.config, profile=args.profile, keys_file=args.keys)
+        rate_limits = {k: v for k, v in (("enabled", False if args.no_rate_limits else None),
+                                         ("scale", args.rate_limit_scale)) if v is not None}
+        config = Config.load(args.config, profile=args.profile, keys_file=args.keys,
+                             scenarios=_scenario_file(args.scenarios), rate_limits=rate_limits or None)
+        if args.fast:
+            config = config.with_fast_tasks()
+        service = FakeDashScope(config)
     except (OSError, ValueError) as exc:
         print(f"dashscope-mock: {exc}", file=sys.stderr)
         return 2
-    if args.fast:
-        config = config.with_fast_tasks()
-    service = FakeDashScope(config)
     print(banner(service, f"http://{args.host}:{args.port}", args.show_keys), flush=True)
     uvicorn.run(create_app(service=service), host=args.host, port=args.port, log_level="info")
     return 0

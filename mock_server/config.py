@@ -30,6 +30,8 @@ class Config:
     max_body_bytes: int
     signing_secret: str
     timing: dict[str, Any] = field(repr=False)
+    rate_limits: dict[str, Any] = field(default_factory=lambda: {"enabled": True, "scale": 1.0, "task_api_per_second": 20})
+    scenarios: list[Any] = field(default_factory=list, repr=False)
 
     def timing_for(self, model: str) -> Timing:
         return Timing.from_data(self.timing.get("models", {}).get(model) or self.timing["default"])
@@ -48,12 +50,18 @@ class Config:
             profile=data["profile"], default_region=data["default_region"], keys_file=data.get("keys_file"),
             task_ttl=float(data["task_ttl_seconds"]), url_ttl=float(data["url_ttl_seconds"]),
             max_body_bytes=int(data["max_body_bytes"]), signing_secret=str(data["signing_secret"]),
-            timing=data["timing"],
+            timing=data["timing"], rate_limits=dict(data.get("rate_limits") or {}),
+            scenarios=list(data.get("scenarios") or []),
         )
+        if float(config.rate_limits.get("scale", 1.0)) <= 0:
+            raise ValueError("rate_limits.scale must be positive")
         config.timing_for("")  # fail at start, not on the first request, if the timing is malformed
         for model_timing in config.timing.get("models", {}).values():
             Timing.from_data(model_timing)
         return config
+
+    def replace(self, **changes: Any) -> "Config":
+        return Config(**{**self.__dict__, **changes})
 
     def with_fast_tasks(self) -> "Config":
         """Every task finishes on its first poll."""

@@ -20,9 +20,13 @@ from .accounts import ApiKey, KeyRing, load_keys
 from .clock import Clock, ControllableClock
 from .config import Config
 from .domain import tasks as domain
-from .domain.tasks import ImageOutcome, Task
+from .domain.billing import Ledger
+from .domain.limits import RateLimiter
+from .domain.tasks import ImageOutcome, Task, Timing
 from .errors import DashScopeError, invalid_parameter
+from .scenarios import Scenario, ScenarioBook
 from .store import ImageRecord, MemoryStore, Store
+from .uploads import UPLOAD_TTL_SECONDS, Uploader, UploadRecord, UploadRejected
 
 # Task and result times are printed in the service's local time, China Standard Time, as in
 # every example of the pages (no zone is written).
@@ -62,7 +66,12 @@ class FakeDashScope:
         self.store = store or MemoryStore(config.task_ttl)
         self.keys = keys or load_keys(config.keys_file)
         self.signer = images.UrlSigner(config.signing_secret.encode("utf-8"))
+        self.uploader = Uploader(config.signing_secret.encode("utf-8") + b"/uploads", self.signer.access_key_id)
         self.new_id = new_id
+        self.scenarios = ScenarioBook(self.catalog)
+        self.limiter = RateLimiter(config.rate_limits.get("scale", 1.0))
+        self.ledger = Ledger()
+        self.load_scenarios(config.scenarios)
         unknown = {k.region for k in self.keys.all()} - set(self.catalog.regions)
         if unknown:
             raise ValueError(f"keys for regions the catalog does not know: {', '.join(sorted(unknown))}")
@@ -88,54 +97,129 @@ class FakeDashScope:
         assert verdict.request is not None
         return verdict.request
 
-    def _last_input_size(self, request: GenerationRequest) -> tuple[int, int] | None:
-        """Dimensions of the last input image: decoded from a data URI, or announced by a URL's
-        file name (W-H, WxH); the fake does not download URLs. None when unknown (aspect 1:1)."""
+    def _input_bytes(self, key: ApiKey, image, resolve_oss: bool) -> bytes | None:
+        """The bytes behind an input image when the fake has them: a data URI, or an upload."""
+        if image.data is not None:
+            return image.data
+        if not image.ref.startswith("oss://"):
+            return None
+        upload = self.store.get_upload(image.ref.removeprefix("oss://")) if resolve_oss else None
+        if upload is None or upload.expires <= self.clock.now() or (upload.account, upload.region) != (key.account, key.region):
+            # Without X-DashScope-OssResourceResolve the service tries to download oss:// as a URL.
+            raise DashScopeError.from_catalog(self.catalog, "data_inspection_download")
+        return upload.data
+
+    def _last_input_size(self, key: ApiKey, request: GenerationRequest, resolve_oss: bool) -> tuple[int, int] | None:
+        """Dimensions of the last input image: read from its bytes (data URI or upload), or
+        announced by a URL's file name (W-H, WxH); the fake downloads nothing. None: unknown (1:1)."""
         size = None
+        allowed = {f.replace("jpg", "jpeg") for f in request.model.input_images["formats"]}
         for index, image in enumerate(request.images):
-            if image.data is not None:
-                try:
-                    fmt, width, height = images.read_image(image.data)
-                except images.InvalidImage:
-                    raise invalid_parameter(self.catalog, f"{request.model.name} input image {index + 1}",
-                                            "the data URI does not hold a readable image") from None
-                allowed = {f.replace("jpg", "jpeg") for f in request.model.input_images["formats"]}
-                if fmt.replace("mpo", "jpeg") not in allowed:
-                    raise invalid_parameter(self.catalog, f"input image {index + 1}",
-                                            f"{fmt} images are not accepted; use {', '.join(request.model.input_images['formats'])}")
-                size = (width, height)
-            else:
+            data = self._input_bytes(key, image, resolve_oss)
+            if data is None:
                 size = images.size_from_url(image.ref)
+                continue
+            try:
+                fmt, width, height = images.read_image(data)
+            except images.InvalidImage:
+                raise invalid_parameter(self.catalog, f"input image {index + 1}", "not a readable image") from None
+            if fmt.replace("mpo", "jpeg") not in allowed:
+                raise invalid_parameter(self.catalog, f"input image {index + 1}",
+                                        f"{fmt} images are not accepted; use {', '.join(request.model.input_images['formats'])}")
+            size = (width, height)
         return size
 
-    def _plan(self, request: GenerationRequest, now: float) -> tuple[int, int, int, tuple[ImageOutcome, ...]]:
-        width, height = output_size(request.model.size_rule, request.size, self._last_input_size(request))
+    def _outcomes(self, image_ids: list[str], scenario: Scenario | None) -> tuple[tuple[ImageOutcome, ...], tuple[str, str] | None]:
+        """Each requested image's fate, and the failure of the whole task if a scenario says so."""
+        outcomes = [ImageOutcome(i) for i in image_ids]
+        effect = scenario.effect if scenario else {}
+        kind = effect.get("type")
+        if kind == "partial_failure":
+            code, message = self._error_of(effect, "internal_timeout")
+            for index in range(max(0, len(outcomes) - effect.get("failed", 1)), len(outcomes)):
+                outcomes[index] = ImageOutcome(None, code, message)
+        failure = None
+        if kind == "task_failed":
+            failure = self._error_of(effect, "internal_error")
+        elif kind == "output_moderation":
+            failure = self._error_of({}, "data_inspection_failed")
+        return tuple(outcomes), failure
+
+    def _error_of(self, effect: dict[str, Any], default: str) -> tuple[str, str]:
+        wire = self.catalog.error(effect.get("error", default))
+        return effect.get("code", wire["code"]), effect.get("message", wire["message"])
+
+    def error_for(self, effect: dict[str, Any], default: str, status: int) -> DashScopeError:
+        """The error a scenario effect answers with: an error-codes.json key, or status/code/message."""
+        if "error" in effect or "code" not in effect:
+            wire = self.catalog.error(effect.get("error", default))
+            return DashScopeError(effect.get("status", wire["status"]), wire["code"], effect.get("message", wire["message"]))
+        return DashScopeError(effect.get("status", status), effect["code"], effect.get("message", effect["code"]))
+
+    def _plan(self, key: ApiKey, request: GenerationRequest, now: float, resolve_oss: bool) -> tuple[int, int, int, list[str]]:
+        width, height = output_size(request.model.size_rule, request.size, self._last_input_size(key, request, resolve_oss))
         seed = request.seed if request.seed is not None else secrets.randbelow(2**31)
         actual = _actual_prompt(request)
-        outcomes = []
         # Result images live until the last moment a URL to them can still be valid.
         lifetime = self.config.task_ttl + self.config.url_ttl
-        for index in range(int(request.n)):
+        image_ids = []
+        for index in range(request.n):
             image_id = self.new_id()
             self.store.put_image(ImageRecord(image_id, actual, seed, index, width, height, now + lifetime))
-            outcomes.append(ImageOutcome(image_id))
-        return width, height, seed, tuple(outcomes)
+            image_ids.append(image_id)
+        return width, height, seed, image_ids
 
-    def generate_sync(self, request: GenerationRequest) -> SyncResult:
-        width, height, _, outcomes = self._plan(request, self.clock.now())
-        return SyncResult(tuple(o.image_id for o in outcomes if o.image_id), width, height)
+    def admit(self, key: ApiKey, request: GenerationRequest) -> None:
+        """Rate limits and the free-tier-only mode, before anything is generated."""
+        now, model = self.clock.now(), request.model
+        limits = model.rate_limit
+        if self.config.rate_limits.get("enabled", True):
+            if limits["requests"] and not self.limiter.allow((key.account, key.region, model.name), limits["requests"], limits["per"], now):
+                raise DashScopeError.from_catalog(self.catalog, "rate_quota")
+            if request.endpoint != "multimodal-generation" and limits["concurrent_tasks"]:
+                active = len(self.store.list(key.account, key.region, lambda t: t.model == model.name and not domain.is_expired(
+                    t, now, self.config.task_ttl) and domain.observe(t, now).status in (domain.PENDING, domain.RUNNING)))
+                if not self.limiter.concurrency_allows(active, limits["concurrent_tasks"]):
+                    raise DashScopeError.from_catalog(self.catalog, "rate_quota")
+        if self.ledger.refuses(key.account, key.region, model.name, model.free_quota_images.get(key.region)):
+            raise DashScopeError.from_catalog(self.catalog, "free_tier_only")
 
-    def create_task(self, key: ApiKey, request: GenerationRequest) -> Task:
+    def _charge(self, key: ApiKey, model, images_made: int) -> None:
+        self.ledger.charge(key.account, key.region, model.name, images_made, model.price_per_image.get(key.region),
+                           model.free_quota_images.get(key.region))
+
+    def generate_sync(self, key: ApiKey, request: GenerationRequest, *, resolve_oss: bool = False,
+                      scenario: Scenario | None = None) -> SyncResult:
+        width, height, _, image_ids = self._plan(key, request, self.clock.now(), resolve_oss)
+        outcomes, failure = self._outcomes(image_ids, scenario)
+        if failure is not None or not any(o.ok for o in outcomes):
+            effect = scenario.effect if scenario else {}
+            default = "data_inspection_failed" if effect.get("type") == "output_moderation" else (
+                "internal_timeout" if effect.get("type") == "partial_failure" else "internal_error")
+            raise self.error_for({k: v for k, v in effect.items() if k != "failed"}, default, 500)
+        made = tuple(o.image_id for o in outcomes if o.ok and o.image_id)
+        self._charge(key, request.model, len(made))
+        return SyncResult(made, width, height)
+
+    def create_task(self, key: ApiKey, request: GenerationRequest, *, resolve_oss: bool = False,
+                    scenario: Scenario | None = None) -> Task:
         now = self.clock.now()
         self.store.expire(now)
-        width, height, seed, outcomes = self._plan(request, now)
+        width, height, seed, image_ids = self._plan(key, request, now, resolve_oss)
+        outcomes, failure = self._outcomes(image_ids, scenario)
+        timing = self.config.timing_for(request.model.name)
+        effect = scenario.effect if scenario else {}
+        if effect.get("type") == "latency":
+            timing = Timing(timing.mode, timing.pending + effect.get("pending_seconds", 0), timing.running + effect.get("running_seconds", 0))
         task = domain.create(Task(
             task_id=self.new_id(), account=key.account, region=key.region, api_key_id=key.key_id,
             model=request.model.name, endpoint=request.endpoint, orig_prompt=request.orig_prompt,
-            actual_prompt=_actual_prompt(request), seed=seed,
-            width=width, height=height, timing=self.config.timing_for(request.model.name), outcomes=outcomes,
+            actual_prompt=_actual_prompt(request), seed=seed, width=width, height=height, timing=timing,
+            outcomes=outcomes, failure=failure,
         ), now)
         self.store.create(task)
+        # Booked when accepted (the outcome is fixed then); a cancel gives it back.
+        self._charge(key, request.model, task.succeeded_if_finished)
         return task
 
     # --- tasks ------------------------------------------------------------------------------
@@ -149,6 +233,11 @@ class FakeDashScope:
         if domain.is_expired(task, now, self.config.task_ttl):
             return None
         return task
+
+    def task_model(self, key: ApiKey, task_id: str) -> str | None:
+        """The model of the caller's task (for scenario matching), without polling it."""
+        task = self._owned(key, task_id, self.clock.now())
+        return task.model if task else None
 
     def poll_task(self, key: ApiKey, task_id: str) -> Task | None:
         now = self.clock.now()
@@ -170,7 +259,17 @@ class FakeDashScope:
         except domain.NotCancelable:
             raise DashScopeError.from_catalog(self.catalog, "unsupported_operation") from None
         self.store.update(canceled)
+        model = self.catalog.model(task.model)
+        if model is not None:
+            self.ledger.refund(key.account, key.region, model.name, task.succeeded_if_finished, model.price_per_image.get(key.region))
         return canceled
+
+    def throttle_task_api(self, key: ApiKey) -> None:
+        """The task API's own limit: so many queries per second per account [async]."""
+        per_second = self.config.rate_limits.get("task_api_per_second")
+        if self.config.rate_limits.get("enabled", True) and per_second and not self.limiter.allow(
+                ("task-api", key.account), per_second, "second", self.clock.now()):
+            raise DashScopeError.from_catalog(self.catalog, "rate_quota")
 
     def list_tasks(self, key: ApiKey, filters: dict[str, Any], page_no: int, page_size: int) -> tuple[list[Task], int]:
         now = self.clock.now()
@@ -217,9 +316,46 @@ class FakeDashScope:
             return (404, "NoSuchKey", "The specified key does not exist.")
         return images.render_png(record.prompt, record.seed, record.index, record.width, record.height)
 
+    # --- uploads ----------------------------------------------------------------------------
+
+    def upload_policy(self, key: ApiKey, model: str | None, base_url: str) -> dict[str, Any]:
+        if not model:
+            raise invalid_parameter(self.catalog, "model", "is required")
+        if self.catalog.model(model) is None:
+            raise DashScopeError.from_catalog(self.catalog, "model_not_exist")
+        return self.uploader.policy(key.account, key.region, self.clock.now(), base_url, self.new_id())
+
+    def accept_upload(self, fields: dict[str, str], data: bytes, content_type: str) -> str:
+        """Store an uploaded file; its oss:// key, or UploadRejected with the OSS error."""
+        now = self.clock.now()
+        key, account, region = self.uploader.check(fields, len(data), now)
+        record = UploadRecord(key, data, content_type, account, region, now + UPLOAD_TTL_SECONDS)
+        if not self.store.put_upload(record):
+            raise UploadRejected(409, "FileAlreadyExists", "The object you specified already exists and can not be overwritten.")
+        return "oss://" + key
+
+    # --- scenarios and usage ---------------------------------------------------------------
+
+    def load_scenarios(self, entries: list[Any] | None) -> None:
+        for entry in entries or []:
+            self.scenarios.add(entry)
+
+    def scenario_for(self, facts: dict[str, Any], chosen: str | None) -> Scenario | None:
+        return self.scenarios.take(facts, chosen)
+
+    def usage(self) -> list[dict[str, Any]]:
+        quotas = {(k.account, k.region, m.name): m.free_quota_images.get(k.region)
+                  for k in self.keys.all() for m in self.catalog.models.values()}
+        return self.ledger.report(quotas)
+
     # --- control ----------------------------------------------------------------------------
 
     def reset(self) -> None:
+        """Empty the store, scenarios (then reload those of the config), limits and usage; real time."""
         self.store.clear()
+        self.scenarios.clear()
+        self.load_scenarios(self.config.scenarios)
+        self.limiter.clear()
+        self.ledger.clear()
         if isinstance(self.clock, ControllableClock):
             self.clock.reset()

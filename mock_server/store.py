@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Callable, Protocol
 
 from .domain.tasks import Task, expires_at
+from .uploads import UploadRecord
 
 
 @dataclass(frozen=True)
@@ -35,6 +36,8 @@ class Store(Protocol):
     def expire(self, now: float) -> int: ...
     def put_image(self, record: ImageRecord) -> None: ...
     def get_image(self, image_id: str) -> ImageRecord | None: ...
+    def put_upload(self, record: UploadRecord) -> bool: ...
+    def get_upload(self, key: str) -> UploadRecord | None: ...
     def clear(self) -> None: ...
 
 
@@ -56,6 +59,8 @@ class MemoryStore:
         self._task_expiry: deque[tuple[float, str]] = deque()
         self._images: dict[str, ImageRecord] = {}
         self._image_expiry: deque[tuple[float, str]] = deque()
+        self._uploads: dict[str, UploadRecord] = {}
+        self._upload_expiry: deque[tuple[float, str]] = deque()
 
     def create(self, task: Task) -> None:
         if task.task_id in self._tasks:
@@ -87,6 +92,8 @@ class MemoryStore:
                 removed += 1
         while self._image_expiry and self._image_expiry[0][0] <= now:
             self._images.pop(self._image_expiry.popleft()[1], None)
+        while self._upload_expiry and self._upload_expiry[0][0] <= now:
+            self._uploads.pop(self._upload_expiry.popleft()[1], None)
         return removed
 
     def put_image(self, record: ImageRecord) -> None:
@@ -95,3 +102,14 @@ class MemoryStore:
 
     def get_image(self, image_id: str) -> ImageRecord | None:
         return self._images.get(image_id)
+
+    def put_upload(self, record: UploadRecord) -> bool:
+        """False (and nothing stored) when the key exists: uploads forbid overwriting."""
+        if record.key in self._uploads:
+            return False
+        self._uploads[record.key] = record
+        self._upload_expiry.append((record.expires, record.key))
+        return True
+
+    def get_upload(self, key: str) -> UploadRecord | None:
+        return self._uploads.get(key)

@@ -25,7 +25,7 @@ class Model:
     parameters: frozenset[str]
     rate_limit: dict[str, Any]
     price_per_image: dict[str, float | None]
-    free_quota_images: int | None
+    free_quota_images: dict[str, int | None]
     cross_rules: tuple[dict[str, Any], ...]
     sources: tuple[str, ...]
     entry: dict[str, Any] = field(repr=False, compare=False)  # the resolved catalog entry as data

@@ -59,6 +59,9 @@ def auth(key: str | None = None, **more: str) -> dict[str, str]:
 
 
 def make_service(**overrides) -> FakeDashScope:
+    """A fake on a controllable clock; rate limits off unless asked for, so that tests of other
+    features are not slowed by them (serve has them on, as the real service does)."""
+    overrides.setdefault("rate_limits", {"enabled": False})
     return FakeDashScope(Config.load(**overrides), clock=ControllableClock())
 
 

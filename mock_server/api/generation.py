@@ -1,36 +1,66 @@
-"""POST multimodal-generation (sync) and the two image-synthesis endpoints (async)."""
+"""POST multimodal-generation (sync, or server-sent events) and the two image-synthesis endpoints (async)."""
 
 from __future__ import annotations
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import Response, StreamingResponse
 
-from .http import authenticate, fake, json_body, new_request_id, public_base_url, region_of, reply
+from ..errors import DashScopeError
+from . import streaming
+from .faults import request_effect
+from .http import authenticate, fake, json_body, new_request_id, public_base_url, region_of, reply, scenario_for
 
 
-async def multimodal_generation(request: Request) -> JSONResponse:
+def _resolves_oss(request: Request) -> bool:
+    return request.headers.get("x-dashscope-ossresourceresolve", "").lower() == "enable"
+
+
+async def multimodal_generation(request: Request) -> Response:
     service = fake(request)
-    authenticate(request)
+    key = authenticate(request)
     body = await json_body(request)
     generation = service.check("multimodal-generation", body, dict(request.headers), region_of(request))
-    result = service.generate_sync(generation)
+    scenario = scenario_for(request, "multimodal-generation", key, model=generation.model.name, prompt=generation.orig_prompt)
+    early = await request_effect(service, scenario)
+    if early is not None:
+        return early
+    service.admit(key, generation)
+    request_id = new_request_id()
+    stream = request.headers.get("x-dashscope-sse", "").lower() == "enable"
+    try:
+        result = service.generate_sync(key, generation, resolve_oss=_resolves_oss(request), scenario=scenario)
+    except DashScopeError as error:
+        if stream and scenario is not None and scenario.kind in ("task_failed", "output_moderation", "partial_failure"):
+            # Failures found while generating arrive inside the stream, as event:error.
+            return StreamingResponse(streaming.error_events(error, request_id), media_type=streaming.SSE_MEDIA_TYPE)
+        raise
     expires = service.clock.now() + service.config.url_ttl
     base = public_base_url(request)
-    content = [{"image": service.result_url(base, image_id, expires)} for image_id in result.image_ids]
+    urls = [service.result_url(base, image_id, expires) for image_id in result.image_ids]
+    if stream:
+        incremental = (body.get("parameters") or {}).get("incremental_output") is True
+        events = streaming.result_events(urls, result.width, result.height, request_id, incremental)
+        return StreamingResponse(events, media_type=streaming.SSE_MEDIA_TYPE)
     return reply({
-        "output": {"choices": [{"finish_reason": "stop", "message": {"role": "assistant", "content": content}}]},
-        "usage": {"width": result.width, "height": result.height, "image_count": len(content)},
-        "request_id": new_request_id(),
+        "output": {"choices": [{"finish_reason": "stop", "message": {"role": "assistant",
+                                                                      "content": [{"image": u} for u in urls]}}]},
+        "usage": {"width": result.width, "height": result.height, "image_count": len(urls)},
+        "request_id": request_id,
     })
 
 
 def image_synthesis(endpoint: str):
-    async def create_task(request: Request) -> JSONResponse:
+    async def create_task(request: Request) -> Response:
         service = fake(request)
         key = authenticate(request)
         body = await json_body(request)
         generation = service.check(endpoint, body, dict(request.headers), region_of(request))
-        task = service.create_task(key, generation)
+        scenario = scenario_for(request, endpoint, key, model=generation.model.name, prompt=generation.orig_prompt)
+        early = await request_effect(service, scenario)
+        if early is not None:
+            return early
+        service.admit(key, generation)
+        task = service.create_task(key, generation, resolve_oss=_resolves_oss(request), scenario=scenario)
         # 200, never 201: the SDK treats anything but 200 as a failure.
         return reply({"request_id": new_request_id(), "output": {"task_id": task.task_id, "task_status": task.status}})
 

@@ -11,6 +11,7 @@ from starlette.responses import JSONResponse
 
 from ..accounts import ApiKey
 from ..errors import DashScopeError, invalid_parameter
+from ..scenarios import SCENARIO_HEADER, Scenario
 from ..service import FakeDashScope
 
 
@@ -32,6 +33,13 @@ def reply(data: dict[str, Any], status: int = 200) -> JSONResponse:
 
 def authenticate(request: Request) -> ApiKey:
     return fake(request).authenticate(request.headers.get("authorization"), region_of(request))
+
+
+def scenario_for(request: Request, endpoint: str, key: ApiKey, *, model: str | None = None,
+                 prompt: str | None = None) -> Scenario | None:
+    """The scenario (if any) this request meets; it counts as applied."""
+    facts = {"endpoint": endpoint, "model": model, "region": region_of(request), "api_key": key.key, "prompt": prompt}
+    return fake(request).scenario_for(facts, request.headers.get(SCENARIO_HEADER))
 
 
 def public_base_url(request: Request) -> str:

@@ -6,12 +6,13 @@ import re
 from typing import Any
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import Response
 
 from ..domain.tasks import CANCELED, FAILED, PENDING, RUNNING, SUCCEEDED, UNKNOWN, Task
 from ..errors import invalid_parameter
 from ..service import FakeDashScope, format_time, parse_list_time
-from .http import authenticate, fake, new_request_id, public_base_url, reply
+from .faults import request_effect
+from .http import authenticate, fake, new_request_id, public_base_url, reply, scenario_for
 
 LIST_STATUSES = (PENDING, RUNNING, SUCCEEDED, FAILED, CANCELED)
 _LIST_TIME = re.compile(r"^[0-9]{14}$")
@@ -42,9 +43,20 @@ def task_output(service: FakeDashScope, task: Task, base_url: str) -> dict[str, 
     return output
 
 
-async def get_task(request: Request) -> JSONResponse:
+async def _task_api_call(request: Request, endpoint: str):
+    """Key, task-API rate limit and scenario, common to the three task endpoints."""
     service = fake(request)
     key = authenticate(request)
+    service.throttle_task_api(key)
+    task_id = request.path_params.get("task_id")
+    model = service.task_model(key, task_id) if task_id else None
+    return service, key, await request_effect(service, scenario_for(request, endpoint, key, model=model))
+
+
+async def get_task(request: Request) -> Response:
+    service, key, early = await _task_api_call(request, "task-query")
+    if early is not None:
+        return early
     task_id = request.path_params["task_id"]
     task = service.poll_task(key, task_id)
     if task is None:
@@ -55,9 +67,10 @@ async def get_task(request: Request) -> JSONResponse:
     return reply(body)
 
 
-async def cancel_task(request: Request) -> JSONResponse:
-    service = fake(request)
-    key = authenticate(request)
+async def cancel_task(request: Request) -> Response:
+    service, key, early = await _task_api_call(request, "task-cancel")
+    if early is not None:
+        return early
     service.cancel_task(key, request.path_params["task_id"])
     return reply({"request_id": new_request_id()})
 
@@ -72,9 +85,10 @@ def _int_param(service: FakeDashScope, query: Any, name: str, default: int, maxi
     return int(text)
 
 
-async def list_tasks(request: Request) -> JSONResponse:
-    service = fake(request)
-    key = authenticate(request)
+async def list_tasks(request: Request) -> Response:
+    service, key, early = await _task_api_call(request, "task-list")
+    if early is not None:
+        return early
     query = request.query_params
     page_no = _int_param(service, query, "page_no", 1)
     page_size = _int_param(service, query, "page_size", 10, MAX_PAGE_SIZE)

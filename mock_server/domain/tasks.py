@@ -73,6 +73,11 @@ class Task:
         return SUCCEEDED if self.failure is None and any(o.ok for o in self.outcomes) else FAILED
 
     @property
+    def succeeded_if_finished(self) -> int:
+        """Images this task makes if it runs to the end (its outcome is fixed at creation)."""
+        return sum(o.ok for o in self.outcomes) if self.final_status == SUCCEEDED else 0
+
+    @property
     def succeeded_count(self) -> int:
         return sum(o.ok for o in self.outcomes) if self.status == SUCCEEDED else 0
 

@@ -1,0 +1,54 @@
+"""GET /uploads?action=getPolicy&model=M and the OSS-like upload host the policy points at."""
+
+from __future__ import annotations
+
+from starlette.datastructures import UploadFile
+from starlette.formparsers import MultiPartException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from ..errors import invalid_parameter
+from ..images import oss_error_xml
+from ..uploads import MAX_FILE_SIZE_MB, UploadRejected
+from .faults import request_effect
+from .http import authenticate, fake, new_request_id, public_base_url, reply, scenario_for
+
+
+async def get_policy(request: Request) -> Response:
+    service = fake(request)
+    key = authenticate(request)
+    if request.query_params.get("action") != "getPolicy":
+        raise invalid_parameter(service.catalog, "action", "must be getPolicy")
+    model = request.query_params.get("model")
+    early = await request_effect(service, scenario_for(request, "upload-policy", key, model=model))
+    if early is not None:
+        return early
+    return reply({"request_id": new_request_id(), "data": service.upload_policy(key, model, public_base_url(request))})
+
+
+def _oss_error(request: Request, status: int, code: str, message: str) -> Response:
+    body = oss_error_xml(code, message, new_request_id(), request.headers.get("host", ""))
+    return Response(body, status_code=status, media_type="application/xml")
+
+
+async def receive_upload(request: Request) -> Response:
+    """The POST form the SDK sends to upload_host; 200 with an empty body on success."""
+    service = fake(request)
+    limit = MAX_FILE_SIZE_MB * 1024 * 1024
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit + 64 * 1024:
+        return _oss_error(request, 400, "EntityTooLarge", "Your proposed upload exceeds the maximum allowed size.")
+    try:
+        async with request.form(max_files=1, max_fields=32, max_part_size=64 * 1024) as form:
+            upload = form.get("file")
+            if not isinstance(upload, UploadFile):
+                return _oss_error(request, 400, "InvalidArgument", "The form has no file field.")
+            data = await upload.read(limit + 1)
+            fields = {k: v for k, v in form.items() if isinstance(v, str)}
+            content_type = fields.get("x-oss-content-type") or upload.content_type or "application/octet-stream"
+            service.accept_upload(fields, data, content_type)
+    except UploadRejected as rejected:
+        return _oss_error(request, rejected.status, rejected.code, rejected.message)
+    except (MultiPartException, ValueError, AssertionError) as exc:
+        return _oss_error(request, 400, "MalformedPOSTRequest", f"The body of your POST request is not well-formed: {exc}")
+    return Response(b"", status_code=200)

@@ -1,0 +1,90 @@
+"""Local-file uploads as the SDK does them: an upload policy, then a multipart POST to an
+OSS-like upload host served by the fake, then oss://<key> in the request.
+
+The policy is an OSS POST policy (base64 JSON with an expiry and conditions) signed with the
+fake's secret; the upload host checks the signature, the expiry, the key prefix and the size.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any
+
+UPLOAD_BUCKET = "dashscope-instant-fake"
+UPLOAD_PATH = "/__oss-upload"
+POLICY_TTL_SECONDS = 300
+MAX_FILE_SIZE_MB = 100
+UPLOAD_TTL_SECONDS = 48 * 3600  # the service keeps such temporary files 48 hours
+
+
+class UploadRejected(Exception):
+    def __init__(self, status: int, code: str, message: str):
+        super().__init__(message)
+        self.status, self.code, self.message = status, code, message
+
+
+@dataclass(frozen=True)
+class UploadRecord:
+    key: str
+    data: bytes
+    content_type: str
+    account: str
+    region: str
+    expires: float
+
+
+@dataclass(frozen=True)
+class Uploader:
+    secret: bytes
+    access_key_id: str
+
+    def _sign(self, policy_b64: str) -> str:
+        return base64.b64encode(hmac.new(self.secret, policy_b64.encode("ascii"), hashlib.sha1).digest()).decode("ascii")
+
+    def policy(self, account: str, region: str, now: float, base_url: str, token: str) -> dict[str, Any]:
+        """The `data` of GET /uploads?action=getPolicy."""
+        owner = hashlib.sha256(f"{account}/{region}".encode()).hexdigest()[:16]
+        day = datetime.fromtimestamp(now, timezone.utc).strftime("%Y-%m-%d")
+        upload_dir = f"dashscope-instant/{owner}/{day}/{token}"
+        document = {
+            "expiration": datetime.fromtimestamp(now + POLICY_TTL_SECONDS, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.000Z"),
+            "conditions": [{"bucket": UPLOAD_BUCKET}, ["starts-with", "$key", upload_dir],
+                           ["content-length-range", 0, MAX_FILE_SIZE_MB * 1024 * 1024],
+                           {"x-fake-owner": f"{account}/{region}"}],
+        }
+        policy_b64 = base64.b64encode(json.dumps(document, separators=(",", ":")).encode()).decode("ascii")
+        return {
+            "policy": policy_b64, "signature": self._sign(policy_b64), "upload_dir": upload_dir,
+            "upload_host": base_url + UPLOAD_PATH, "oss_access_key_id": self.access_key_id,
+            "x_oss_object_acl": "private", "x_oss_forbid_overwrite": "true",
+            "expire_in_seconds": POLICY_TTL_SECONDS, "max_file_size_mb": MAX_FILE_SIZE_MB,
+        }
+
+    def check(self, fields: dict[str, str], size: int, now: float) -> tuple[str, str, str]:
+        """(key, account, region) of an acceptable upload form, else UploadRejected (OSS codes)."""
+        for name in ("OSSAccessKeyId", "Signature", "policy", "key"):
+            if not fields.get(name):
+                raise UploadRejected(400, "InvalidArgument", f"{name} is missing from the form.")
+        if fields["OSSAccessKeyId"] != self.access_key_id:
+            raise UploadRejected(403, "InvalidAccessKeyId", "The OSS Access Key Id you provided does not exist in our records.")
+        if not hmac.compare_digest(self._sign(fields["policy"]), fields["Signature"]):
+            raise UploadRejected(403, "SignatureDoesNotMatch", "The request signature we calculated does not match the signature you provided.")
+        document = json.loads(base64.b64decode(fields["policy"]))  # ours: the signature proved it
+        expiration = datetime.strptime(document["expiration"], "%Y-%m-%dT%H:%M:%S.000Z").replace(tzinfo=timezone.utc)
+        if now >= expiration.timestamp():
+            raise UploadRejected(403, "AccessDenied", "Invalid according to Policy: Policy expired.")
+        conditions = document["conditions"]
+        prefix = next(c[2] for c in conditions if isinstance(c, list) and c[0] == "starts-with")
+        limit = next(c[2] for c in conditions if isinstance(c, list) and c[0] == "content-length-range")
+        owner = next(c["x-fake-owner"] for c in conditions if isinstance(c, dict) and "x-fake-owner" in c)
+        if not fields["key"].startswith(prefix + "/") or ".." in fields["key"]:
+            raise UploadRejected(403, "AccessDenied", "Invalid according to Policy: Policy Condition failed: [\"starts-with\", \"$key\"]")
+        if size > limit:
+            raise UploadRejected(400, "EntityTooLarge", "Your proposed upload exceeds the maximum allowed size.")
+        account, _, region = owner.partition("/")
+        return fields["key"], account, region
