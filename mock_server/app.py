@@ -56,8 +56,12 @@ async def _dashscope_error(request: Request, exc: Exception) -> Response:
 
 async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
+    if exc.status_code == 405:
+        # A known path with a method it does not take: 405, with the methods it does take.
+        error = DashScopeError(405, "MethodNotAllowed", f"{request.method} is not allowed here", dict(exc.headers or {}))
+        return error_reply(error)
     if request.url.path.startswith(API) or request.scope["path"].startswith(API):
-        # The service answers an unknown path or method under /api/v1 as a bad URL.
+        # The service answers an unknown path under /api/v1 as a bad URL.
         return error_reply(DashScopeError.from_catalog(fake(request).catalog, "url_error"))
     return JSONResponse({"request_id": new_request_id(), "code": "NotFound", "message": f"{request.url.path} is not served here"},
                         status_code=exc.status_code)

@@ -40,11 +40,14 @@ def _errors(*statuses: str) -> dict[str, Any]:
 
 
 AUTH = [{"dashscopeKey": []}]
+# YYYYMMDDhhmmss with real months, days 01-31 (a day past the month's end rolls over), hours, minutes, seconds.
+LIST_TIME_PATTERN = "^[0-9]{4}(0[1-9]|1[0-2])(0[1-9]|[12][0-9]|3[01])([01][0-9]|2[0-3])[0-5][0-9][0-5][0-9]$"
 ASYNC_HEADER = {"name": "X-DashScope-Async", "in": "header", "required": True,
                 "description": "Must be enable: these endpoints are asynchronous only (else 403 AccessDenied).",
                 "schema": {"type": "string", "enum": ["enable"]}}
 OSS_HEADER = {"name": "X-DashScope-OssResourceResolve", "in": "header", "required": False,
-              "description": "enable when an input is an oss:// key from an upload.", "schema": {"type": "string", "enum": ["enable"]}}
+              "description": "enable when an input is an oss:// key from an upload; any other value is ignored.",
+              "schema": {"type": "string"}}
 TASK_ID = {"name": "task_id", "in": "path", "required": True, "schema": {"type": "string", "minLength": 1}}
 
 
@@ -57,15 +60,21 @@ def _generation(endpoint: str, catalog: ds.Catalog, summary: str, async_: bool) 
         "description": "Models: " + ", ".join(models) + ". Per-model rules (n, size, images) are in the kit's catalog.",
         "security": AUTH,
         "parameters": ([ASYNC_HEADER] if async_ else [
-            {"name": "X-DashScope-SSE", "in": "header", "required": False, "schema": {"type": "string", "enum": ["enable"]},
-             "description": "enable for server-sent events (one result event per image)."}]) + [OSS_HEADER],
-        "requestBody": {"required": True, "content": {"application/json": {"schema": _ref(info["request_schema"])}}},
+            {"name": "X-DashScope-SSE", "in": "header", "required": False, "schema": {"type": "string"},
+             "description": "enable for server-sent events (one result event per image); any other value is ignored."}]) + [OSS_HEADER],
+        # The message schema, narrowed to the models this endpoint serves (others: 400 by the catalog).
+        "requestBody": {"required": True, "content": {"application/json": {"schema": {
+            "allOf": [_ref(info["request_schema"]), {"properties": {"model": {"enum": models}}}]}}}},
         "responses": {"200": _json(info["response_schema"], "Task created (always 200)" if async_ else "The images"),
                       **_errors("400", "401", "403", "429", "500")},
     }
     if not async_:
-        operation["responses"]["200"]["content"]["text/event-stream"] = {
-            "schema": {"type": "string", "description": "events whose data is multimodal-generation.stream-chunk"}}
+        # One schema per event: id, event (result or error) and data, the JSON of a stream chunk or an error.
+        operation["responses"]["200"]["content"]["text/event-stream"] = {"schema": {
+            "type": "object", "required": ["event", "data"],
+            "properties": {"id": {"type": "string"}, "event": {"enum": ["result", "error"]},
+                           "data": {"type": "string", "contentMediaType": "application/json",
+                                    "contentSchema": {"oneOf": [_ref("multimodal-generation.stream-chunk"), _ref("error")]}}}}}
     return {"post": operation}
 
 
@@ -93,8 +102,8 @@ def openapi_document(profile: str = ds.DEFAULT_PROFILE) -> dict[str, Any]:
             "parameters": [
                 {"name": "page_no", "in": "query", "schema": {"type": "integer", "minimum": 1, "default": 1}},
                 {"name": "page_size", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 100, "default": 10}},
-                {"name": "start_time", "in": "query", "schema": {"type": "string", "pattern": "^[0-9]{14}$"}},
-                {"name": "end_time", "in": "query", "schema": {"type": "string", "pattern": "^[0-9]{14}$"}},
+                {"name": "start_time", "in": "query", "schema": {"type": "string", "pattern": LIST_TIME_PATTERN}},
+                {"name": "end_time", "in": "query", "schema": {"type": "string", "pattern": LIST_TIME_PATTERN}},
                 {"name": "model_name", "in": "query", "schema": {"type": "string"}},
                 {"name": "api_key_id", "in": "query", "schema": {"type": "string"}},
                 {"name": "region", "in": "query", "schema": {"type": "string"}},
@@ -105,7 +114,7 @@ def openapi_document(profile: str = ds.DEFAULT_PROFILE) -> dict[str, Any]:
             "operationId": "get_upload_policy", "summary": "An upload policy for a local file (the SDK's file:// inputs)",
             "security": AUTH, "parameters": [
                 {"name": "action", "in": "query", "required": True, "schema": {"type": "string", "enum": ["getPolicy"]}},
-                {"name": "model", "in": "query", "required": True, "schema": {"type": "string", "minLength": 1}}],
+                {"name": "model", "in": "query", "required": True, "schema": {"type": "string", "enum": sorted(catalog.models)}}],
             "responses": {"200": _json("upload-policy.response", "Where and how to upload"), **_errors("400", "401")}}},
     }
     return {

@@ -46,8 +46,11 @@ def format_time(epoch: float) -> str:
 
 
 def parse_list_time(text: str) -> float:
-    """The task list's YYYYMMDDhhmmss, in service time."""
-    return datetime.strptime(text, "%Y%m%d%H%M%S").replace(tzinfo=SERVICE_TZ).timestamp()
+    """The task list's YYYYMMDDhhmmss, in service time. A day past the end of its month rolls
+    over (20230230 is March 2), so every string of the documented pattern is a time."""
+    year, month, day = int(text[:4]), int(text[4:6]), int(text[6:8])
+    start = datetime(max(year, 1), month, 1, int(text[8:10]), int(text[10:12]), int(text[12:14]), tzinfo=SERVICE_TZ)
+    return (start + timedelta(days=day - 1)).timestamp()
 
 
 @dataclass(frozen=True)

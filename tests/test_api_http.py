@@ -259,10 +259,11 @@ def test_list_filters_and_pages(client, service):
     assert total(status="RUNNING") == 4 and total(status="SUCCEEDED") == 0
     assert total(region="ap-southeast-1") == 0
     assert total(start_time="20000101000000") == 4 and total(end_time="20000101000000") == 0
+    assert total(start_time="20000230000000") == 4  # a day past the month's end rolls over, as documented
 
 
-@pytest.mark.parametrize("params", [{"page_no": "0"}, {"page_size": "1000"}, {"page_size": "ten"},
-                                    {"status": "DONE"}, {"start_time": "2023-04-20"}, {"end_time": "20231399000000"}])
+@pytest.mark.parametrize("params", [{"page_no": "0"}, {"page_size": "1000"}, {"page_size": "ten"}, {"status": "DONE"},
+                                    {"start_time": "2023-04-20"}, {"end_time": "20231399000000"}, {"start_time": "00000000000000"}, {"status": ""}, {"start_time": ""}])
 def test_list_rejects_bad_parameters(client, params):
     assert_error(client.get(f"{API}/tasks", params=params, headers=auth()), 400, "InvalidParameter")
 
@@ -368,7 +369,9 @@ def test_oversized_body_is_refused_before_it_is_read():
 def test_unknown_paths_and_methods(client):
     assert_error(client.post(f"{API}/services/aigc/text2video/video-synthesis", json={}, headers=auth()),
                  400, "InvalidParameter", "url error, please check url!")
-    assert_error(client.get(API + PATHS["text2image"], headers=auth()), 400, "InvalidParameter", "url error, please check url!")
+    wrong_method = client.get(API + PATHS["text2image"], headers=auth())
+    assert_error(wrong_method, 405, "MethodNotAllowed")
+    assert wrong_method.headers["allow"] == "POST"
     response = client.get("/eu-west-9/api/v1/tasks")
     assert response.status_code == 404 and ds.validate(response.json(), "error") == []
 

@@ -15,7 +15,9 @@ from .faults import request_effect
 from .http import authenticate, fake, new_request_id, public_base_url, reply, scenario_for
 
 LIST_STATUSES = (PENDING, RUNNING, SUCCEEDED, FAILED, CANCELED)
-_LIST_TIME = re.compile(r"^[0-9]{14}$")
+from ..openapi import LIST_TIME_PATTERN
+
+_LIST_TIME = re.compile(LIST_TIME_PATTERN)
 MAX_PAGE_SIZE = 100
 
 
@@ -96,12 +98,12 @@ async def list_tasks(request: Request) -> Response:
     for name in ("model_name", "api_key_id", "region"):
         if query.get(name):
             filters[name] = query[name]
-    if query.get("status"):
+    if "status" in query:
         if query["status"] not in LIST_STATUSES:
             raise invalid_parameter(service.catalog, "status", f"must be one of {', '.join(LIST_STATUSES)}")
         filters["status"] = query["status"]
     for name in ("start_time", "end_time"):
-        if query.get(name):
+        if name in query:
             try:
                 if not _LIST_TIME.match(query[name]):
                     raise ValueError

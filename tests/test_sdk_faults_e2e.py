@@ -1,0 +1,566 @@
+"""End to end through the official, unmodified `dashscope` SDK: local-file uploads, streaming,
+scenarios (failed and partially failed tasks, refusals, 503s, dropped connections, garbage
+bodies, moderation, latency), real rate limits, and usage / free-tier-only accounting.
+
+The SDK is only pointed at the live fake (dashscope.base_http_api_url) and given demo keys.
+Scenarios are added through the admin API, exactly as a user of the fake would. Nothing here
+waits on the wall clock: time-based behaviour follows the fake's virtual clock, and the SDK's
+polling sleep (in dashscope.client.base_api) is redirected to advance that clock.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import time as real_time
+from datetime import datetime
+
+import dashscope
+import dashscope.client.base_api as sdk_base_api
+import httpx
+import pytest
+import requests
+from dashscope import ImageSynthesis, MultiModalConversation
+from PIL import Image
+
+from conftest import PATHS, demo_key
+from dashscope_schemas import load_catalog, output_size
+
+CATALOG = load_catalog()
+ERRORS = CATALOG.errors  # error-codes.json: key -> {status, code, message}
+
+KEY_A = demo_key("a")                            # account a, Beijing
+KEY_B = demo_key("b")                            # account b, Beijing
+KEY_A_SG = demo_key("a", region="ap-southeast-1")
+
+PROMPT = "a lighthouse on a cliff at dusk, oil painting"
+EDIT_PROMPT = "turn the sky violet"
+# The fake never downloads http(s) inputs; it reads the size a CDN-style file name announces.
+LANDSCAPE_URL = "https://img.example.com/i/first-tps-1600-900.jpg"
+SERVICE_TIME = "%Y-%m-%d %H:%M:%S.%f"
+
+
+# --- helpers (the SDK pointed at the fake, its polling on the virtual clock) ---------------------
+
+
+class _VirtualTime:
+    """Stands in for the `time` module inside dashscope.client.base_api only: the SDK's polling
+    sleep advances the fake's virtual clock instead of the wall clock; everything else is real."""
+
+    def __init__(self, clock):
+        self.clock = clock
+        self.slept: list[float] = []
+
+    def sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
+        self.clock.advance(seconds)
+
+    def __getattr__(self, name):  # time(), monotonic(), ... stay the real ones
+        return getattr(real_time, name)
+
+
+@pytest.fixture
+def sdk(live, monkeypatch):
+    """Point the SDK at a region of the live fake (Beijing first); returns the switch."""
+
+    def use_region(region: str = "cn-beijing") -> str:
+        monkeypatch.setattr(dashscope, "base_http_api_url", live.base_url(region))
+        return live.base_url(region)
+
+    use_region()
+    return use_region
+
+
+@pytest.fixture
+def virtual_sleep(live, monkeypatch) -> _VirtualTime:
+    fake_time = _VirtualTime(live.service.clock)
+    monkeypatch.setattr(sdk_base_api, "time", fake_time)
+    return fake_time
+
+
+class _Wire:
+    """Records what the SDK sends through `requests` (it still goes out unchanged)."""
+
+    def __init__(self):
+        self.calls: list[dict] = []
+
+
+@pytest.fixture
+def wire(monkeypatch) -> _Wire:
+    recorder, original = _Wire(), requests.Session.request
+
+    def request(session, method, url, *args, **kwargs):
+        recorder.calls.append({"method": method.upper(), "path": httpx.URL(url).path, "params": kwargs.get("params"),
+                               "headers": dict(kwargs.get("headers") or {}), "data": kwargs.get("data")})
+        return original(session, method, url, *args, **kwargs)
+
+    monkeypatch.setattr(requests.Session, "request", request)
+    return recorder
+
+
+def freeze(live) -> float:
+    """Stop the virtual clock where it is, so a task's phase depends only on advance() calls."""
+    return live.service.clock.advance(0)
+
+
+def add_scenario(live, match: dict, effect: dict, times: int | None = None) -> dict:
+    """POST /__admin/scenarios, as a user of the fake would; returns the stored scenario."""
+    body = {"match": match, "effect": effect, **({"times": times} if times is not None else {})}
+    response = httpx.post(live.origin + "/__admin/scenarios", json=body, timeout=10)
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def scenario_state(live, scenario_id: str) -> dict:
+    """The scenario as GET /__admin/scenarios shows it now (applied, remaining)."""
+    listed = httpx.get(live.origin + "/__admin/scenarios", timeout=10).json()["scenarios"]
+    return next(s for s in listed if s["id"] == scenario_id)
+
+
+def usage_report(live) -> dict:
+    response = httpx.get(live.origin + "/__admin/usage", timeout=10)
+    assert response.status_code == 200
+    return response.json()
+
+
+def usage_line(report: dict, account: str, region: str, model: str) -> dict | None:
+    return next((line for line in report["usage"]
+                 if (line["account"], line["region"], line["model"]) == (f"demo-account-{account}", region, model)), None)
+
+
+def png_size(url: str) -> tuple[int, int]:
+    """Download a result URL (no API key, like an OSS presigned URL) and return the PNG's size."""
+    response = httpx.get(url, timeout=10)
+    assert response.status_code == 200, (url, response.status_code, response.text[:300])
+    assert response.headers["content-type"] == "image/png"
+    with Image.open(io.BytesIO(response.content)) as image:
+        assert image.format == "PNG"
+        return image.size
+
+
+def write_png(path, width: int, height: int) -> str:
+    """A real PNG on disk whose name announces nothing: the fake must read the uploaded bytes."""
+    Image.new("RGB", (width, height), (200, 80, 40)).save(path, format="PNG")
+    return "file://" + str(path)
+
+
+def text_messages(text: str = PROMPT) -> list[dict]:
+    return [{"role": "user", "content": [{"text": text}]}]
+
+
+def edit_messages(*images: str, text: str = EDIT_PROMPT) -> list[dict]:
+    return [{"role": "user", "content": [*({"image": ref} for ref in images), {"text": text}]}]
+
+
+def result_images(response) -> list[str]:
+    return [item["image"] for item in response.output.choices[0].message.content]
+
+
+def service_time(text: str) -> datetime:
+    return datetime.strptime(text, SERVICE_TIME)
+
+
+# --- 1. file:// uploads -------------------------------------------------------------------------
+
+
+def test_edit_plus_with_a_local_file_follows_its_aspect(live, sdk, tmp_path):
+    rule = CATALOG.model("qwen-image-edit-plus").size_rule
+    expected = output_size(rule, None, (800, 600))
+    assert expected[0] / expected[1] == pytest.approx(4 / 3, rel=0.02)  # not the 1:1 of an unknown size
+
+    local = write_png(tmp_path / "holiday.png", 800, 600)
+    response = MultiModalConversation.call(model="qwen-image-edit-plus", messages=edit_messages(local), api_key=KEY_A)
+    assert response.status_code == 200, (response.code, response.message)
+    assert (response.usage["width"], response.usage["height"], response.usage["image_count"]) == (*expected, 1)
+    urls = result_images(response)
+    assert len(urls) == 1
+    assert png_size(urls[0]) == expected
+
+
+def test_wan25_with_a_local_file_end_to_end(live, sdk, tmp_path, virtual_sleep, wire):
+    rule = CATALOG.model("wan2.5-i2i-preview").size_rule
+    expected = output_size(rule, None, (800, 600))
+    assert expected[0] / expected[1] == pytest.approx(4 / 3, rel=0.02)
+    freeze(live)
+
+    local = write_png(tmp_path / "sketch.png", 800, 600)
+    done = ImageSynthesis.call(model="wan2.5-i2i-preview", prompt=EDIT_PROMPT, images=[local], n=1, api_key=KEY_A)
+    assert done.status_code == 200, (done.code, done.message)
+    assert done.output.task_status == "SUCCEEDED"
+    assert done.output["task_metrics"] == {"TOTAL": 1, "SUCCEEDED": 1, "FAILED": 0}
+    assert png_size(done.output.results[0].url) == expected
+    # The SDK's own exchange: the policy, the multipart POST to the fake's upload host (no key),
+    # then the task with oss://<key> and X-DashScope-OssResourceResolve.
+    policy, upload, submit = wire.calls[:3]
+    assert (policy["method"], policy["path"], policy["params"]) == (
+        "GET", "/cn-beijing/api/v1/uploads", {"action": "getPolicy", "model": "wan2.5-i2i-preview"})
+    assert (upload["method"], upload["path"]) == ("POST", "/__oss-upload")
+    assert "Authorization" not in upload["headers"]
+    assert (submit["method"], submit["path"]) == ("POST", "/cn-beijing/api/v1" + PATHS["image2image"])
+    assert submit["headers"]["X-DashScope-OssResourceResolve"] == "enable"
+    sent = json.loads(submit["data"])["input"]["images"]
+    assert len(sent) == 1 and sent[0].startswith("oss://dashscope-instant/") and sent[0].endswith("/sketch.png")
+
+
+# --- 2. streaming ---------------------------------------------------------------------------------
+
+
+def test_stream_incremental_one_new_image_per_chunk(live, sdk):
+    chunks = list(MultiModalConversation.call(model="qwen-image-edit-plus", messages=edit_messages(LANDSCAPE_URL),
+                                              n=2, size="1024*768", stream=True, incremental_output=True, api_key=KEY_A))
+    assert [c.status_code for c in chunks] == [200, 200]
+    per_chunk = [result_images(c) for c in chunks]
+    assert [len(images) for images in per_chunk] == [1, 1]  # each event carries only its new image
+    assert [c.output.choices[0].finish_reason for c in chunks] == ["null", "stop"]
+    assert chunks[-1].usage["image_count"] == 2
+    assert (chunks[-1].usage["width"], chunks[-1].usage["height"]) == (1024, 768)
+    urls = [images[0] for images in per_chunk]
+    assert len(set(urls)) == 2
+    assert [png_size(url) for url in urls] == [(1024, 768), (1024, 768)]
+
+
+def test_stream_cumulative_by_default_last_chunk_has_both(live, sdk):
+    # incremental_output not given: the wire is cumulative, each event repeats the images so far.
+    chunks = list(MultiModalConversation.call(model="qwen-image-edit-plus", messages=edit_messages(LANDSCAPE_URL),
+                                              n=2, size="1024*768", stream=True, api_key=KEY_A))
+    per_chunk = [result_images(c) for c in chunks]
+    assert [len(images) for images in per_chunk] == [1, 2]
+    assert per_chunk[1][0] == per_chunk[0][0]
+    assert len(set(per_chunk[1])) == 2
+    assert chunks[-1].output.choices[0].finish_reason == "stop"
+    assert chunks[-1].usage["image_count"] == 2
+    assert [png_size(url) for url in per_chunk[1]] == [(1024, 768), (1024, 768)]
+
+
+def test_stream_incremental_false_sdk_merges_client_side(live, sdk, wire):
+    # incremental_output=False: the SDK sends incremental_output true on the wire and merges the
+    # chunks itself (dashscope.utils.message_utils.merge_multimodal_single_response). That merge is
+    # written for text: it rebuilds multimodal content from the text parts only, so the images are
+    # dropped, and with n=2 and no choice `index` it waits for a second finished choice that never
+    # comes, so "stop" is hidden. This records what SDK 2.0.2 yields; what the fake put on the wire
+    # (two well-formed events with one image each) is checked by test_stream_wire_format_raw.
+    chunks = list(MultiModalConversation.call(model="qwen-image-edit-plus", messages=edit_messages(LANDSCAPE_URL),
+                                              n=2, size="1024*768", stream=True, incremental_output=False, api_key=KEY_A))
+    sent = [call for call in wire.calls if call["path"].endswith(PATHS["multimodal-generation"])]
+    assert len(sent) == 1
+    assert sent[0]["headers"]["X-DashScope-SSE"] == "enable"
+    assert json.loads(sent[0]["data"])["parameters"]["incremental_output"] is True  # forced by the SDK
+
+    assert [c.status_code for c in chunks] == [200, 200]  # one per wire event, none lost
+    assert [c.output.choices[0].message.content for c in chunks] == [[{"text": ""}], [{"text": ""}]]
+    assert [c.output.choices[0].finish_reason for c in chunks] == ["null", "null"]
+    # The usage of the last event does come through untouched.
+    assert chunks[-1].usage["image_count"] == 2
+    assert (chunks[-1].usage["width"], chunks[-1].usage["height"]) == (1024, 768)
+
+
+def test_stream_wire_format_raw(live):
+    body = {"model": "qwen-image-edit-plus",
+            "input": {"messages": edit_messages(LANDSCAPE_URL)},
+            "parameters": {"n": 2, "size": "1024*768", "incremental_output": True}}
+    headers = {"Authorization": f"Bearer {KEY_A}", "X-DashScope-SSE": "enable", "Accept": "text/event-stream"}
+    with httpx.stream("POST", live.base_url() + PATHS["multimodal-generation"], json=body, headers=headers,
+                      timeout=10) as response:
+        assert response.status_code == 200
+        assert response.headers["content-type"].startswith("text/event-stream")
+        text = response.read().decode("utf-8")
+    events = [block.split("\n") for block in text.split("\n\n") if block]
+    assert len(events) == 2
+    datas = []
+    for number, lines in enumerate(events, start=1):
+        assert lines[:3] == [f"id:{number}", "event:result", ":HTTP_STATUS/200"]
+        assert len(lines) == 4 and lines[3].startswith("data:")
+        datas.append(json.loads(lines[3].removeprefix("data:")))
+    assert [len(d["output"]["choices"][0]["message"]["content"]) for d in datas] == [1, 1]
+    assert [d["output"]["choices"][0]["finish_reason"] for d in datas] == ["null", "stop"]
+    assert "usage" not in datas[0]
+    assert datas[1]["usage"] == {"width": 1024, "height": 768, "image_count": 2}
+    assert datas[0]["request_id"] == datas[1]["request_id"]
+    urls = [d["output"]["choices"][0]["message"]["content"][0]["image"] for d in datas]
+    assert len(set(urls)) == 2
+
+
+def test_stream_failure_arrives_as_an_error_event(live, sdk):
+    # A failure found while generating is sent inside the stream: HTTP 200, then one event:error
+    # whose data is the error envelope and whose :HTTP_STATUS comment is the error's status.
+    add_scenario(live, {"endpoint": "multimodal-generation"}, {"type": "task_failed"}, times=1)
+    chunks = list(MultiModalConversation.call(model="qwen-image-edit-plus", messages=edit_messages(LANDSCAPE_URL),
+                                              n=2, stream=True, incremental_output=True, api_key=KEY_A))
+    assert len(chunks) == 1
+    assert (chunks[0].code, chunks[0].message) == ("InternalError", ERRORS["internal_error"]["message"])
+    assert chunks[0].output is None
+    # (The SDK's status_code here is its own default for in-band errors, 400: it reads only
+    # `status:` lines, and the HTTP status was 200. See the raw exchange below.)
+
+    add_scenario(live, {"endpoint": "multimodal-generation"}, {"type": "task_failed"}, times=1)
+    body = {"model": "qwen-image-edit-plus", "input": {"messages": edit_messages(LANDSCAPE_URL)}, "parameters": {"n": 2}}
+    raw = httpx.post(live.base_url() + PATHS["multimodal-generation"], json=body, timeout=10,
+                     headers={"Authorization": f"Bearer {KEY_A}", "X-DashScope-SSE": "enable"})
+    assert raw.status_code == 200
+    assert raw.headers["content-type"].startswith("text/event-stream")
+    lines = raw.text.strip("\n").split("\n")
+    assert lines[:3] == ["id:1", "event:error", ":HTTP_STATUS/500"]
+    data = json.loads(lines[3].removeprefix("data:"))
+    assert (data["code"], data["message"]) == ("InternalError", ERRORS["internal_error"]["message"])
+    assert data["request_id"]
+    assert len(lines) == 4
+
+
+# --- 3-4. failed and partially failed tasks -----------------------------------------------------
+
+
+def test_task_failed_once_then_the_next_call_succeeds(live, sdk, virtual_sleep):
+    scenario = add_scenario(live, {"endpoint": "text2image"},
+                            {"type": "task_failed", "error": "data_inspection_failed"}, times=1)
+    failed = ImageSynthesis.call(model="qwen-image-plus", prompt=PROMPT, api_key=KEY_A)
+    assert failed.status_code == 200  # a FAILED task is still a 200 answer of the task API
+    assert failed.output.task_status == "FAILED"
+    assert failed.output["code"] == "DataInspectionFailed"
+    assert failed.output["message"] == ERRORS["data_inspection_failed"]["message"]
+    assert failed.output["task_metrics"] == {"TOTAL": 1, "SUCCEEDED": 0, "FAILED": 1}
+    assert failed.output.results == []
+    assert scenario_state(live, scenario["id"])["remaining"] == 0
+
+    again = ImageSynthesis.call(model="qwen-image-plus", prompt=PROMPT, api_key=KEY_A)
+    assert again.output.task_status == "SUCCEEDED"
+    assert again.output["task_metrics"] == {"TOTAL": 1, "SUCCEEDED": 1, "FAILED": 0}
+    assert again.usage.image_count == 1
+
+
+def test_partial_failure_wan25(live, sdk, virtual_sleep):
+    add_scenario(live, {"endpoint": "image2image", "model": "wan2.5-i2i-preview"},
+                 {"type": "partial_failure", "failed": 1}, times=1)
+    done = ImageSynthesis.call(model="wan2.5-i2i-preview", prompt=EDIT_PROMPT, images=[LANDSCAPE_URL], n=3,
+                               api_key=KEY_A)
+    assert done.status_code == 200, (done.code, done.message)
+    assert done.output.task_status == "SUCCEEDED"  # at least one image made it
+    assert done.output["task_metrics"] == {"TOTAL": 3, "SUCCEEDED": 2, "FAILED": 1}
+    assert done.usage.image_count == 2
+    results = done.output.results
+    assert len(results) == 3
+    ok = [r for r in results if "code" not in r]
+    failed = [r for r in results if "code" in r]
+    assert len(ok) == 2 and all(r.url for r in ok)
+    assert [(r["code"], r["message"]) for r in failed] == [
+        ("InternalError.Timeout", ERRORS["internal_timeout"]["message"])]
+    # The wire entry has no url; the SDK's ImageSynthesisResult fills in url="" itself.
+    assert failed[0].url == ""
+    expected = output_size(CATALOG.model("wan2.5-i2i-preview").size_rule, None, (1600, 900))
+    assert [png_size(r.url) for r in ok] == [expected, expected]
+
+
+# --- 5. refused at submission --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("error, status, code", [
+    ("rate_quota", 429, "Throttling.RateQuota"),
+    ("arrearage", 400, "Arrearage"),
+    ("internal_error", 500, "InternalError"),
+])
+def test_rejected_at_submission(live, sdk, error, status, code):
+    add_scenario(live, {"endpoint": "text2image"}, {"type": "reject", "error": error}, times=1)
+    refused = ImageSynthesis.async_call(model="qwen-image-plus", prompt=PROMPT, api_key=KEY_A)
+    assert (refused.status_code, refused.code, refused.message) == (status, code, ERRORS[error]["message"])
+    assert refused.output is None
+    # Nothing was created, and the scenario is used up: the next submission is accepted.
+    assert ImageSynthesis.list(api_key=KEY_A).output["total"] == 0
+    accepted = ImageSynthesis.async_call(model="qwen-image-plus", prompt=PROMPT, api_key=KEY_A)
+    assert (accepted.status_code, accepted.output.task_status) == (200, "PENDING")
+
+
+# --- 6. a real rate limit -------------------------------------------------------------------------
+
+
+def test_image_max_two_per_minute_per_account(live, sdk, monkeypatch):
+    monkeypatch.setattr(live.service, "config", live.service.config.replace(
+        rate_limits={"enabled": True, "scale": 1.0, "task_api_per_second": 20}))
+    limit = CATALOG.model("qwen-image-max").rate_limit
+    assert (limit["requests"], limit["per"]) == (2, "minute")
+    freeze(live)  # the bucket refills on the fake's clock only
+
+    first, second, third = (MultiModalConversation.call(model="qwen-image-max", messages=text_messages(), api_key=KEY_A)
+                            for _ in range(3))
+    assert [first.status_code, second.status_code] == [200, 200]
+    assert (third.status_code, third.code, third.message) == (429, "Throttling.RateQuota", ERRORS["rate_quota"]["message"])
+
+    # Another account has its own bucket.
+    other = MultiModalConversation.call(model="qwen-image-max", messages=text_messages(), api_key=KEY_B)
+    assert other.status_code == 200
+
+    # 30 s refill one request (2 per 60 s); 60 s more refill the whole bucket.
+    live.service.clock.advance(30)
+    assert MultiModalConversation.call(model="qwen-image-max", messages=text_messages(), api_key=KEY_A).status_code == 200
+    assert MultiModalConversation.call(model="qwen-image-max", messages=text_messages(), api_key=KEY_A).status_code == 429
+    live.service.clock.advance(60)
+    again = MultiModalConversation.call(model="qwen-image-max", messages=text_messages(), api_key=KEY_A)
+    assert again.status_code == 200, (again.code, again.message)
+    assert len(result_images(again)) == 1
+
+
+# --- 7-9. transport faults -------------------------------------------------------------------------
+
+
+def test_wait_retries_503_on_task_query(live, sdk, virtual_sleep):
+    scenario = add_scenario(live, {"endpoint": "task-query"}, {"type": "unavailable"}, times=2)
+    done = ImageSynthesis.call(model="qwen-image-plus", prompt=PROMPT, api_key=KEY_A)
+    assert done.status_code == 200, (done.code, done.message)
+    assert done.output.task_status == "SUCCEEDED"
+    assert done.usage.image_count == 1
+    state = scenario_state(live, scenario["id"])
+    assert (state["applied"], state["remaining"]) == (2, 0)
+
+
+def test_503_on_fetch_as_the_sdk_reports_it(live, sdk):
+    freeze(live)
+    created = ImageSynthesis.async_call(model="qwen-image-plus", prompt=PROMPT, api_key=KEY_A)
+    add_scenario(live, {"endpoint": "task-query"}, {"type": "unavailable"}, times=1)
+    fetched = ImageSynthesis.fetch(created.output.task_id, api_key=KEY_A)
+    wire = ERRORS["service_unavailable"]
+    assert (fetched.status_code, fetched.code, fetched.message) == (503, wire["code"], wire["message"])
+    assert ImageSynthesis.fetch(created.output.task_id, api_key=KEY_A).output.task_status == "PENDING"
+
+
+def test_dropped_connection_once_is_retried_by_the_sdk(live, sdk):
+    scenario = add_scenario(live, {"endpoint": "multimodal-generation"}, {"type": "drop_connection"}, times=1)
+    response = MultiModalConversation.call(model="qwen-image-max", messages=text_messages(), api_key=KEY_A)
+    # _send_with_retry resends once on a ConnectionError: the second attempt gets through.
+    assert response.status_code == 200, (response.code, response.message)
+    assert len(result_images(response)) == 1
+    state = scenario_state(live, scenario["id"])
+    assert (state["applied"], state["remaining"]) == (1, 0)
+
+
+def test_dropped_connection_twice_fails_the_call(live, sdk):
+    scenario = add_scenario(live, {"endpoint": "multimodal-generation"}, {"type": "drop_connection"}, times=2)
+    with pytest.raises(requests.exceptions.ConnectionError):
+        MultiModalConversation.call(model="qwen-image-max", messages=text_messages(), api_key=KEY_A)
+    state = scenario_state(live, scenario["id"])
+    assert (state["applied"], state["remaining"]) == (2, 0)
+    # The fault is over: the same call works.
+    assert MultiModalConversation.call(model="qwen-image-max", messages=text_messages(), api_key=KEY_A).status_code == 200
+
+
+def test_malformed_200_body_raises_in_the_sdk(live, sdk):
+    add_scenario(live, {"endpoint": "multimodal-generation"}, {"type": "malformed_body", "status": 200}, times=1)
+    with pytest.raises(requests.exceptions.JSONDecodeError):
+        MultiModalConversation.call(model="qwen-image-max", messages=text_messages(), api_key=KEY_A)
+
+
+def test_malformed_502_body_becomes_code_unknown(live, sdk):
+    add_scenario(live, {"endpoint": "multimodal-generation"}, {"type": "malformed_body", "status": 502}, times=1)
+    response = MultiModalConversation.call(model="qwen-image-max", messages=text_messages(), api_key=KEY_A)
+    assert response.status_code == 502
+    assert response.code == "Unknown"
+    # The SDK keeps the non-JSON body as the message.
+    assert response.message.startswith("<html><head><title>502 Bad Gateway</title>")
+    assert response.output is None
+
+
+# --- 10-11. moderation and latency on tasks -------------------------------------------------------
+
+
+def test_output_moderation_fails_after_running(live, sdk):
+    add_scenario(live, {"endpoint": "text2image"}, {"type": "output_moderation"}, times=1)
+    freeze(live)
+    created = ImageSynthesis.async_call(model="qwen-image-plus", prompt=PROMPT, api_key=KEY_A)
+    assert (created.status_code, created.output.task_status) == (200, "PENDING")
+    task_id = created.output.task_id
+
+    live.service.clock.advance(2)  # past the 1 s PENDING phase: it runs like any task
+    assert ImageSynthesis.fetch(task_id, api_key=KEY_A).output.task_status == "RUNNING"
+
+    live.service.clock.advance(20)  # past the 15 s RUNNING phase: the output is refused
+    done = ImageSynthesis.fetch(task_id, api_key=KEY_A)
+    assert done.status_code == 200
+    assert done.output.task_status == "FAILED"
+    assert (done.output["code"], done.output["message"]) == ("DataInspectionFailed", ERRORS["data_inspection_failed"]["message"])
+    assert done.output["task_metrics"] == {"TOTAL": 1, "SUCCEEDED": 0, "FAILED": 1}
+    assert done.output.results == []
+    assert done.usage is None
+
+
+def test_latency_keeps_a_task_pending(live, sdk):
+    add_scenario(live, {"endpoint": "text2image"}, {"type": "latency", "pending_seconds": 100}, times=1)
+    freeze(live)
+    created = ImageSynthesis.async_call(model="qwen-image-plus", prompt=PROMPT, api_key=KEY_A)
+    task_id = created.output.task_id
+
+    live.service.clock.advance(50)
+    assert ImageSynthesis.fetch(task_id, api_key=KEY_A).output.task_status == "PENDING"
+    live.service.clock.advance(120)  # 170 s in: 1 + 100 s pending, 15 s running are over
+    done = ImageSynthesis.fetch(task_id, api_key=KEY_A)
+    assert done.output.task_status == "SUCCEEDED"
+    queued = service_time(done.output["scheduled_time"]) - service_time(done.output["submit_time"])
+    ran = service_time(done.output["end_time"]) - service_time(done.output["scheduled_time"])
+    assert (queued.total_seconds(), ran.total_seconds()) == (101, 15)
+
+
+# --- 12. usage, prices and the free tier ----------------------------------------------------------
+
+
+def test_usage_counts_successful_images_only_and_prices_them(live, sdk):
+    model = CATALOG.model("qwen-image-edit-plus")
+    price_sg, free_sg = model.price_per_image["ap-southeast-1"], model.free_quota_images["ap-southeast-1"]
+    price_bj, free_bj = model.price_per_image["cn-beijing"], model.free_quota_images["cn-beijing"]
+    assert (price_sg, free_sg, free_bj) == (0.03, 100, 0)  # what the pages say
+
+    # Singapore, account a: 16 * 6 = 96 images, then 5 of 6 (one fails), then a failed call.
+    sdk("ap-southeast-1")
+    for _ in range(16):
+        made = MultiModalConversation.call(model="qwen-image-edit-plus", messages=edit_messages(LANDSCAPE_URL), n=6,
+                                           api_key=KEY_A_SG)
+        assert made.usage["image_count"] == 6
+    add_scenario(live, {"endpoint": "multimodal-generation"}, {"type": "partial_failure", "failed": 1}, times=1)
+    partial = MultiModalConversation.call(model="qwen-image-edit-plus", messages=edit_messages(LANDSCAPE_URL), n=6,
+                                          api_key=KEY_A_SG)
+    assert (partial.status_code, partial.usage["image_count"], len(result_images(partial))) == (200, 5, 5)
+    add_scenario(live, {"endpoint": "multimodal-generation"},
+                 {"type": "task_failed", "error": "data_inspection_failed"}, times=1)
+    refused = MultiModalConversation.call(model="qwen-image-edit-plus", messages=edit_messages(LANDSCAPE_URL), n=6,
+                                          api_key=KEY_A_SG)
+    assert (refused.status_code, refused.code) == (400, "DataInspectionFailed")
+
+    # Beijing, account b: no free quota there, every image is paid.
+    sdk("cn-beijing")
+    paid = MultiModalConversation.call(model="qwen-image-edit-plus", messages=edit_messages(LANDSCAPE_URL), n=2,
+                                       api_key=KEY_B)
+    assert paid.status_code == 200
+
+    report = usage_report(live)
+    singapore = usage_line(report, "a", "ap-southeast-1", "qwen-image-edit-plus")
+    assert singapore["images"] == 101           # 96 + 5: the failed image and the failed call are free
+    assert singapore["free_images"] == free_sg  # the first 100 were free
+    assert singapore["free_quota_left"] == 0
+    assert singapore["cost_usd"] == pytest.approx((101 - free_sg) * price_sg)
+    beijing = usage_line(report, "b", "cn-beijing", "qwen-image-edit-plus")
+    assert (beijing["images"], beijing["free_images"]) == (2, 0)
+    assert beijing["cost_usd"] == pytest.approx(2 * price_bj)
+    # Nobody else used anything.
+    assert len(report["usage"]) == 2
+    assert report["free_tier_only"] == []
+
+
+def test_free_tier_only_refuses_once_the_free_quota_is_gone(live, sdk):
+    enabled = httpx.post(live.origin + "/__admin/usage/free-tier-only",
+                         json={"account": "demo-account-a", "enabled": True}, timeout=10)
+    assert enabled.status_code == 200
+    assert enabled.json() == {"free_tier_only": ["demo-account-a"]}
+
+    # Beijing: qwen-image-edit-plus has no free quota at all, so account a is refused at once.
+    refused = MultiModalConversation.call(model="qwen-image-edit-plus", messages=edit_messages(LANDSCAPE_URL),
+                                          api_key=KEY_A)
+    assert (refused.status_code, refused.code) == (403, "AllocationQuota.FreeTierOnly")
+    assert refused.message == ERRORS["free_tier_only"]["message"]
+    # Account b is not in that mode.
+    assert MultiModalConversation.call(model="qwen-image-edit-plus", messages=edit_messages(LANDSCAPE_URL),
+                                       api_key=KEY_B).status_code == 200
+    # Singapore still has account a's 100 free images: allowed there, and booked as free.
+    sdk("ap-southeast-1")
+    free = MultiModalConversation.call(model="qwen-image-edit-plus", messages=edit_messages(LANDSCAPE_URL),
+                                       api_key=KEY_A_SG)
+    assert free.status_code == 200, (free.code, free.message)
+    report = usage_report(live)
+    assert report["free_tier_only"] == ["demo-account-a"]
+    line = usage_line(report, "a", "ap-southeast-1", "qwen-image-edit-plus")
+    assert (line["images"], line["free_images"], line["free_quota_left"], line["cost_usd"]) == (1, 1, 99, 0.0)
+    assert usage_line(report, "a", "cn-beijing", "qwen-image-edit-plus") is None
