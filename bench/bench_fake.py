@@ -12,9 +12,9 @@ import sys
 import time
 from dataclasses import replace
 
+import dashscope_schemas as ds
 import httpx
 
-import dashscope_schemas as ds
 from mock_server.app import create_app
 from mock_server.clock import ControllableClock
 from mock_server.config import Config

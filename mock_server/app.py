@@ -14,11 +14,11 @@ from starlette.routing import Route
 from . import admin
 from .api import generation, results, tasks, uploads
 from .api.faults import ConnectionDropper
-from .openapi import openapi_document
 from .api.http import error_reply, fake, new_request_id
 from .clock import Clock
 from .config import Config
 from .errors import DashScopeError
+from .openapi import openapi_document
 from .regions import RegionRouter
 from .service import FakeDashScope
 from .store import Store

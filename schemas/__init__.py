@@ -9,7 +9,14 @@ API profiles, taken from the official API pages, with a small API to use them.
     >>> verdict.error.rule, verdict.error.code
 """
 
-from ._loader import DEFAULT_PROFILE, load_schema, merge_patch, profile_info, profile_names, schema_names
+from ._loader import (
+    DEFAULT_PROFILE,
+    load_schema,
+    merge_patch,
+    profile_info,
+    profile_names,
+    schema_names,
+)
 from .catalog import Catalog, Model, load_catalog
 from .rules import GenerationRequest, InputImage, Verdict, Violation, check_request
 from .sizes import format_size, output_size, parse_size, size_violation

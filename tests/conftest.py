@@ -131,3 +131,52 @@ def live(live_fake: LiveFake) -> LiveFake:
     """The live fake, reset (empty store, real time) before each test."""
     live_fake.service.reset()
     return live_fake
+
+
+# --- the official SDK pointed at the live fake --------------------------------------------------
+
+import time as real_time
+
+import dashscope
+import dashscope.client.base_api as sdk_base_api
+
+
+class VirtualTime:
+    """Stands in for the `time` module inside dashscope.client.base_api only: the SDK's polling
+    sleep advances the fake's virtual clock instead of the wall clock; everything else is real."""
+
+    def __init__(self, clock):
+        self.clock = clock
+        self.slept: list[float] = []
+
+    def sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
+        self.clock.advance(seconds)
+
+    def __getattr__(self, name):  # time(), monotonic(), ... stay the real ones
+        return getattr(real_time, name)
+
+
+@pytest.fixture
+def sdk(live, monkeypatch):
+    """Point the SDK at a region of the live fake (Beijing first); returns a function to switch region."""
+
+    def use_region(region: str = "cn-beijing") -> str:
+        monkeypatch.setattr(dashscope, "base_http_api_url", live.base_url(region))
+        return live.base_url(region)
+
+    use_region()
+    return use_region
+
+
+@pytest.fixture
+def virtual_sleep(live, monkeypatch) -> VirtualTime:
+    """The SDK's wait()/call() poll loop sleeps on the fake's virtual clock."""
+    fake_time = VirtualTime(live.service.clock)
+    monkeypatch.setattr(sdk_base_api, "time", fake_time)
+    return fake_time
+
+
+def freeze(live) -> float:
+    """Stop the virtual clock where it is, so a task's phase depends only on advance() calls."""
+    return live.service.clock.advance(0)

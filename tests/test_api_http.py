@@ -5,13 +5,12 @@ from __future__ import annotations
 import base64
 import io
 import re
-from urllib.parse import parse_qs, urlsplit, urlencode
-
-import pytest
-from PIL import Image
+from urllib.parse import parse_qs, urlencode, urlsplit
 
 import dashscope_schemas as ds
+import pytest
 from conftest import ASYNC, PATHS, auth, demo_key
+from PIL import Image
 
 API = "/cn-beijing/api/v1"
 TIME = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3}$")
@@ -161,6 +160,7 @@ def test_long_prompt_is_truncated_and_orig_actual_show_it(client, service):
 
 def test_fast_setting_finishes_on_the_first_poll():
     from conftest import AppClient, make_service
+
     from mock_server.app import create_app
 
     service = make_service()
@@ -174,6 +174,7 @@ def test_fast_setting_finishes_on_the_first_poll():
 
 def test_poll_timing_per_model_from_a_config_file(tmp_path):
     from conftest import AppClient
+
     from mock_server.app import create_app
     from mock_server.config import Config
     from mock_server.service import FakeDashScope
@@ -321,6 +322,7 @@ def test_unknown_parameters_are_ignored(client):
 
 def test_profile_2025_12_rejects_size_with_n_above_1():
     from conftest import AppClient, make_service
+
     from mock_server.app import create_app
 
     client = AppClient(create_app(service=make_service(profile="2025-12")))
@@ -355,6 +357,7 @@ def test_malformed_bodies_get_the_envelope_never_a_500(client, content, headers)
 
 def test_oversized_body_is_refused_before_it_is_read():
     from conftest import AppClient, make_service
+
     from mock_server.app import create_app
 
     client = AppClient(create_app(service=make_service(max_body_bytes=1000)))

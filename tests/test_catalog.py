@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import re
 
-import pytest
-from jsonschema import Draft202012Validator
-
 import dashscope_schemas as ds
+import pytest
 from dashscope_schemas import _loader
 from dashscope_schemas.catalog import resolved_entries
+from jsonschema import Draft202012Validator
 
 # Every model API_NOTES names (its catalog table), dated snapshots included.
 API_NOTES_MODELS = {

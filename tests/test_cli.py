@@ -9,8 +9,8 @@ import threading
 from pathlib import Path
 
 import httpx
-
 from conftest import demo_key
+
 from mock_server.cli import banner, main
 from mock_server.config import Config
 from mock_server.service import FakeDashScope

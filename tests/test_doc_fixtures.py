@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+import dashscope_schemas as ds
 import pytest
 
-import dashscope_schemas as ds
 from tools import doc_examples
 
 FIXTURES = doc_examples.load_fixtures()

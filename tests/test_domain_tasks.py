@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import replace
 
 import pytest
-from hypothesis import given, strategies as st
+from hypothesis import given
+from hypothesis import strategies as st
 
 from mock_server.domain import tasks as t
 
@@ -75,7 +76,7 @@ def test_expiry_is_24_hours_after_submission():
 @given(st.lists(st.floats(0, 200), min_size=1, max_size=20), st.sampled_from(["time", "polls"]),
        st.integers(0, 3), st.integers(0, 3), st.booleans())
 def test_status_only_moves_forward_along_documented_transitions(steps, mode, pending, running, poll):
-    task, now, previous = make(mode, pending, running), T0, t.PENDING
+    task, previous = make(mode, pending, running), t.PENDING
     for step in sorted(steps):
         task = t.observe(task, T0 + step, poll=poll)
         if task.status != previous:

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import json
 
+import dashscope_schemas as ds
 import pytest
-from hypothesis import HealthCheck, given, settings, strategies as st
+from conftest import ASYNC, PATHS, AppClient, auth, make_service
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from hypothesis_jsonschema import from_schema
 
-import dashscope_schemas as ds
-from conftest import ASYNC, PATHS, AppClient, auth, make_service
 from mock_server.app import create_app
 
 CLIENT = AppClient(create_app(service=make_service()))

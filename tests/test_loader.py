@@ -7,11 +7,10 @@ import subprocess
 import sys
 import textwrap
 
-import pytest
-from jsonschema import Draft202012Validator
-
 import dashscope_schemas as ds
+import pytest
 from conftest import REPO
+from jsonschema import Draft202012Validator
 
 MESSAGES = {
     "error", "multimodal-generation.request", "multimodal-generation.response", "multimodal-generation.stream-chunk",

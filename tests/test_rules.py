@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import pytest
-
 import dashscope_schemas as ds
+import pytest
 from conftest import FIXTURES, load_json
 
 RULES = load_json(FIXTURES / "requests" / "catalog-rules.json")

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import json
 
-import pytest
-
 import dashscope_schemas as ds
+import pytest
 from conftest import ASYNC, PATHS, AppClient, auth, demo_key, make_service
+
 from mock_server.app import create_app
 from mock_server.scenarios import ScenarioError, parse
 

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import pytest
-
 import dashscope_schemas as ds
+import pytest
 from conftest import FIXTURES, load_json
 
 CASES = sorted((FIXTURES / "invalid").glob("*.json"))

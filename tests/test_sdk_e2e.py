@@ -10,19 +10,16 @@ from __future__ import annotations
 import base64
 import io
 import re
-import time as real_time
 
 import dashscope
-import dashscope.client.base_api as sdk_base_api
 import dashscope.common.api_key as sdk_api_key
 import httpx
 import pytest
+from conftest import PATHS, demo_key, freeze
 from dashscope import ImageSynthesis, MultiModalConversation
 from dashscope.common.error import AuthenticationError
-from PIL import Image
-
-from conftest import PATHS, demo_key
 from dashscope_schemas import load_catalog, output_size, parse_size
+from PIL import Image
 
 CATALOG = load_catalog()
 TIME_FORMAT = re.compile(r"^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}\.\d{3}$")  # YYYY-MM-DD HH:mm:ss.SSS
@@ -43,45 +40,6 @@ LANDSCAPE_URL = "https://img.example.com/i/first-tps-1600-900.jpg"
 # --- helpers -----------------------------------------------------------------------------------
 
 
-class _VirtualTime:
-    """Stands in for the `time` module inside dashscope.client.base_api only: the SDK's polling
-    sleep advances the fake's virtual clock instead of the wall clock; everything else is real."""
-
-    def __init__(self, clock):
-        self.clock = clock
-        self.slept: list[float] = []
-
-    def sleep(self, seconds: float) -> None:
-        self.slept.append(seconds)
-        self.clock.advance(seconds)
-
-    def __getattr__(self, name):  # time(), monotonic(), ... stay the real ones
-        return getattr(real_time, name)
-
-
-@pytest.fixture
-def sdk(live, monkeypatch):
-    """Point the SDK at the Beijing region of the live fake; returns a function to switch region."""
-
-    def use_region(region: str = "cn-beijing") -> str:
-        monkeypatch.setattr(dashscope, "base_http_api_url", live.base_url(region))
-        return live.base_url(region)
-
-    use_region()
-    return use_region
-
-
-@pytest.fixture
-def virtual_sleep(live, monkeypatch) -> _VirtualTime:
-    """The SDK's wait()/call() poll loop sleeps on the fake's virtual clock."""
-    fake_time = _VirtualTime(live.service.clock)
-    monkeypatch.setattr(sdk_base_api, "time", fake_time)
-    return fake_time
-
-
-def freeze(live) -> float:
-    """Stop the virtual clock where it is, so a task's phase depends only on advance() calls."""
-    return live.service.clock.advance(0)
 
 
 def documented_timing(live, model: str, pending: float, running: float):

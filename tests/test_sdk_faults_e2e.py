@@ -12,19 +12,15 @@ from __future__ import annotations
 
 import io
 import json
-import time as real_time
 from datetime import datetime
 
-import dashscope
-import dashscope.client.base_api as sdk_base_api
 import httpx
 import pytest
 import requests
+from conftest import PATHS, demo_key, freeze
 from dashscope import ImageSynthesis, MultiModalConversation
-from PIL import Image
-
-from conftest import PATHS, demo_key
 from dashscope_schemas import load_catalog, output_size
+from PIL import Image
 
 CATALOG = load_catalog()
 ERRORS = CATALOG.errors  # error-codes.json: key -> {status, code, message}
@@ -41,41 +37,6 @@ SERVICE_TIME = "%Y-%m-%d %H:%M:%S.%f"
 
 
 # --- helpers (the SDK pointed at the fake, its polling on the virtual clock) ---------------------
-
-
-class _VirtualTime:
-    """Stands in for the `time` module inside dashscope.client.base_api only: the SDK's polling
-    sleep advances the fake's virtual clock instead of the wall clock; everything else is real."""
-
-    def __init__(self, clock):
-        self.clock = clock
-        self.slept: list[float] = []
-
-    def sleep(self, seconds: float) -> None:
-        self.slept.append(seconds)
-        self.clock.advance(seconds)
-
-    def __getattr__(self, name):  # time(), monotonic(), ... stay the real ones
-        return getattr(real_time, name)
-
-
-@pytest.fixture
-def sdk(live, monkeypatch):
-    """Point the SDK at a region of the live fake (Beijing first); returns the switch."""
-
-    def use_region(region: str = "cn-beijing") -> str:
-        monkeypatch.setattr(dashscope, "base_http_api_url", live.base_url(region))
-        return live.base_url(region)
-
-    use_region()
-    return use_region
-
-
-@pytest.fixture
-def virtual_sleep(live, monkeypatch) -> _VirtualTime:
-    fake_time = _VirtualTime(live.service.clock)
-    monkeypatch.setattr(sdk_base_api, "time", fake_time)
-    return fake_time
 
 
 class _Wire:
@@ -98,9 +59,6 @@ def wire(monkeypatch) -> _Wire:
     return recorder
 
 
-def freeze(live) -> float:
-    """Stop the virtual clock where it is, so a task's phase depends only on advance() calls."""
-    return live.service.clock.advance(0)
 
 
 def add_scenario(live, match: dict, effect: dict, times: int | None = None) -> dict:

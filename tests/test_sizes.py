@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from hypothesis import given, strategies as st
-
 import dashscope_schemas as ds
+from hypothesis import given
+from hypothesis import strategies as st
 
 CATALOG = ds.load_catalog()
 EDIT = CATALOG.size_rules["edit-per-side"]

@@ -5,11 +5,10 @@ from __future__ import annotations
 import io
 import json
 
-import pytest
-from PIL import Image
-
 import dashscope_schemas as ds
+import pytest
 from conftest import ASYNC, PATHS, auth, demo_key
+from PIL import Image
 
 API = "/cn-beijing/api/v1"
 
@@ -156,8 +155,8 @@ def test_openapi_document_is_valid_and_covers_every_public_route(client):
 
 
 def test_openapi_references_resolve_and_describe_the_same_messages(client):
-    from referencing import Registry, Resource
     from jsonschema import Draft202012Validator
+    from referencing import Registry, Resource
 
     document = client.get("/openapi.json").json()
     registry = Registry().with_resource("urn:doc", Resource.opaque(document))

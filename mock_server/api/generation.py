@@ -8,7 +8,16 @@ from starlette.responses import Response, StreamingResponse
 from ..errors import DashScopeError
 from . import streaming
 from .faults import request_effect
-from .http import authenticate, fake, json_body, new_request_id, public_base_url, region_of, reply, scenario_for
+from .http import (
+    authenticate,
+    fake,
+    json_body,
+    new_request_id,
+    public_base_url,
+    region_of,
+    reply,
+    scenario_for,
+)
 
 
 def _resolves_oss(request: Request) -> bool:

@@ -12,7 +12,14 @@ from ..domain.tasks import CANCELED, FAILED, PENDING, RUNNING, SUCCEEDED, UNKNOW
 from ..errors import invalid_parameter
 from ..service import FakeDashScope, format_time, parse_list_time
 from .faults import request_effect
-from .http import authenticate, fake, new_request_id, public_base_url, reply, scenario_for
+from .http import (
+    authenticate,
+    fake,
+    new_request_id,
+    public_base_url,
+    reply,
+    scenario_for,
+)
 
 LIST_STATUSES = (PENDING, RUNNING, SUCCEEDED, FAILED, CANCELED)
 from ..openapi import LIST_TIME_PATTERN

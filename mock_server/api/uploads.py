@@ -5,13 +5,20 @@ from __future__ import annotations
 from starlette.datastructures import UploadFile
 from starlette.formparsers import MultiPartException
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 
 from ..errors import invalid_parameter
 from ..images import oss_error_xml
 from ..uploads import MAX_FILE_SIZE_MB, UploadRejected
 from .faults import request_effect
-from .http import authenticate, fake, new_request_id, public_base_url, reply, scenario_for
+from .http import (
+    authenticate,
+    fake,
+    new_request_id,
+    public_base_url,
+    reply,
+    scenario_for,
+)
 
 
 async def get_policy(request: Request) -> Response:
