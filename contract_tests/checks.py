@@ -1,0 +1,302 @@
+"""The contract's checks: small named functions, registered by a decorator, each reported by
+name. A check gets the run's context, the exchange (or a sequence of them) and what was
+expected, and raises CheckFailed saying what it expected and what it got."""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import dashscope_schemas as ds
+
+from .exchange import Exchange
+
+SUCCESS_SCHEMA = {
+    "multimodal-generation": "multimodal-generation.response", "text2image": "task-created.response",
+    "image2image": "task-created.response", "task-query": "task-query.response", "task-cancel": "task-cancel.response",
+    "task-list": "task-list.response", "upload-policy": "upload-policy.response",
+}
+DOCUMENTED_STATUSES = {
+    "multimodal-generation": {200, 400, 401, 403, 429, 500}, "text2image": {200, 400, 401, 403, 429, 500},
+    "image2image": {200, 400, 401, 403, 429, 500}, "task-query": {200, 401, 429, 500},
+    "task-cancel": {200, 400, 401, 429, 500}, "task-list": {200, 400, 401, 429, 500},
+}
+FORWARD = {"PENDING": {"PENDING", "RUNNING", "SUCCEEDED", "FAILED", "CANCELED"}, "RUNNING": {"RUNNING", "SUCCEEDED", "FAILED"}}
+
+
+@dataclass
+class Expect:
+    """What the docs say the answer to a request must be."""
+
+    accepted: bool
+    status: int = 200
+    code: str | None = None
+    rule: str | None = None       # the catalog rule a rejected request breaks
+    field: str | None = None      # the field it concerns
+    why: str = ""
+    size: tuple[int, int] | None = None   # the images' width and height, when the rules fix them
+    images: int | None = None             # how many images a valid request makes
+
+
+class CheckFailed(Exception):
+    def __init__(self, message: str, *, field: str | None = None, expected: Any = None, actual: Any = None):
+        super().__init__(message)
+        self.message, self.field, self.expected, self.actual = message, field, expected, actual
+
+
+@dataclass
+class Context:
+    catalog: ds.Catalog
+    client: Any = None
+    facts: dict[str, Any] = field(default_factory=dict)
+
+
+CheckFn = Callable[[Context, Exchange, Expect | None], None]
+CHECKS: dict[str, CheckFn] = {}
+
+
+def check(name: str) -> Callable[[CheckFn], CheckFn]:
+    def register(fn: CheckFn) -> CheckFn:
+        fn.check_name = name  # type: ignore[attr-defined]
+        CHECKS[name] = fn
+        return fn
+    return register
+
+
+def _body(exchange: Exchange) -> dict:
+    return exchange.json if isinstance(exchange.json, dict) else {}
+
+
+# --- any answer ----------------------------------------------------------------------------------
+
+
+@check("not_a_server_error")
+def not_a_server_error(ctx, exchange, expect):
+    if exchange.status >= 500 and not (expect and expect.status == exchange.status):
+        raise CheckFailed(f"HTTP {exchange.status}", field="(status)", expected="< 500", actual=exchange.status)
+
+
+@check("status_code_documented")
+def status_code_documented(ctx, exchange, expect):
+    allowed = DOCUMENTED_STATUSES.get(exchange.endpoint)
+    if allowed and exchange.status not in allowed:
+        raise CheckFailed(f"HTTP {exchange.status} is not a status the docs give for {exchange.endpoint}",
+                          field="(status)", expected=sorted(allowed), actual=exchange.status)
+
+
+@check("response_schema_conformance")
+def response_schema_conformance(ctx, exchange, expect):
+    if exchange.status != 200 or exchange.endpoint not in SUCCESS_SCHEMA:
+        return
+    if exchange.json is None:
+        raise CheckFailed("a 200 answer that is not JSON", field="(body)", expected="JSON", actual=str(exchange.response_body)[:200])
+    if exchange.response_headers.get("content-type", "").startswith("text/event-stream"):
+        return
+    issues = ds.validate(exchange.json, SUCCESS_SCHEMA[exchange.endpoint], ctx.catalog.profile)
+    if issues:
+        first = issues[0]
+        raise CheckFailed("; ".join(str(i) for i in issues[:5]), field=first.path or "(document)",
+                          expected=SUCCESS_SCHEMA[exchange.endpoint], actual=first.reason)
+
+
+@check("error_envelope")
+def error_envelope(ctx, exchange, expect):
+    if exchange.status < 400 or exchange.endpoint == "download":
+        return
+    if exchange.json is None:
+        raise CheckFailed("an error answer that is not the JSON envelope", field="(body)",
+                          expected="{request_id, code, message}", actual=str(exchange.response_body)[:200])
+    issues = ds.validate(exchange.json, "error", ctx.catalog.profile)
+    if issues:
+        raise CheckFailed("; ".join(map(str, issues[:3])), field=issues[0].path or "(envelope)",
+                          expected="{request_id, code, message}", actual=exchange.json)
+
+
+# --- what a request deserves ---------------------------------------------------------------------
+
+
+@check("valid_request_accepted")
+def valid_request_accepted(ctx, exchange, expect):
+    if expect is None or not expect.accepted:
+        return
+    if exchange.status != 200:
+        message = _body(exchange).get("message", "")
+        raise CheckFailed(f"a request the docs allow was refused: {exchange.status} {exchange.code}: {message}",
+                          field=_field_named_in(message) or expect.field or "(request)",
+                          expected="200", actual=f"{exchange.status} {exchange.code}")
+
+
+@check("invalid_request_rejected")
+def invalid_request_rejected(ctx, exchange, expect):
+    if expect is None or expect.accepted:
+        return
+    if (exchange.status, exchange.code) != (expect.status, expect.code):
+        raise CheckFailed(f"breaking {expect.rule} ({expect.why}) must answer {expect.status} {expect.code}",
+                          field=expect.field or "(request)", expected=f"{expect.status} {expect.code}",
+                          actual=f"{exchange.status} {exchange.code}")
+
+
+def _field_named_in(message: str) -> str | None:
+    head = message.split(":", 1)[0].strip()
+    return head if head and " " not in head and (head.startswith(("parameters", "input", "model"))) else (
+        "model" if "Model not exist" in message else None)
+
+
+# --- what a success holds ------------------------------------------------------------------------
+
+
+@check("usage_agrees_with_results")
+def usage_agrees_with_results(ctx, exchange, expect):
+    body = _body(exchange)
+    output, usage = body.get("output") or {}, body.get("usage") or {}
+    if exchange.status != 200:
+        return
+    if "choices" in output:
+        images = [c for choice in output["choices"] for c in choice.get("message", {}).get("content", []) if "image" in c]
+        if usage.get("image_count") != len(images):
+            raise CheckFailed("usage.image_count is not the number of images", field="usage.image_count",
+                              expected=len(images), actual=usage.get("image_count"))
+        if expect and expect.images is not None and len(images) != expect.images:
+            raise CheckFailed("not as many images as n asked for", field="output.choices[0].message.content",
+                              expected=expect.images, actual=len(images))
+        return
+    status = output.get("task_status")
+    if status not in ("SUCCEEDED", "FAILED"):
+        return
+    results = output.get("results") or []
+    ok = sum(1 for r in results if "url" in r)
+    failed = sum(1 for r in results if "code" in r)
+    metrics = output.get("task_metrics")
+    if metrics is not None:
+        if status == "SUCCEEDED" and (metrics.get("TOTAL"), metrics.get("SUCCEEDED"), metrics.get("FAILED")) != (len(results), ok, failed):
+            raise CheckFailed("task_metrics disagree with results", field="output.task_metrics",
+                              expected={"TOTAL": len(results), "SUCCEEDED": ok, "FAILED": failed}, actual=metrics)
+        if status == "FAILED" and metrics.get("SUCCEEDED") != 0:
+            raise CheckFailed("a FAILED task counts successes", field="output.task_metrics.SUCCEEDED", expected=0,
+                              actual=metrics.get("SUCCEEDED"))
+        if metrics.get("TOTAL") != metrics.get("SUCCEEDED", 0) + metrics.get("FAILED", 0):
+            raise CheckFailed("TOTAL is not SUCCEEDED + FAILED", field="output.task_metrics", expected="TOTAL = SUCCEEDED + FAILED", actual=metrics)
+    if status == "SUCCEEDED" and usage.get("image_count") != ok:
+        raise CheckFailed("usage.image_count is not the number of successful results", field="usage.image_count",
+                          expected=ok, actual=usage.get("image_count"))
+    if status == "SUCCEEDED" and expect and expect.images is not None and len(results) != expect.images:
+        raise CheckFailed("not as many results as n asked for", field="output.results", expected=expect.images, actual=len(results))
+
+
+@check("image_size_obeys_rules")
+def image_size_obeys_rules(ctx, exchange, expect):
+    usage = _body(exchange).get("usage") or {}
+    if exchange.status != 200 or expect is None or expect.size is None or "width" not in usage:
+        return
+    actual = (usage.get("width"), usage.get("height"))
+    if actual != expect.size:
+        raise CheckFailed("usage width*height is not what the size rules give", field="usage.width/height",
+                          expected=ds.format_size(expect.size), actual=f"{actual[0]}*{actual[1]}")
+
+
+@check("images_download_as_png")
+def images_download_as_png(ctx, exchange, expect):
+    """Each result URL answers a PNG whose size is the one the rules (or usage) give."""
+    from PIL import Image
+
+    body = _body(exchange)
+    output, usage = body.get("output") or {}, body.get("usage") or {}
+    urls = [c["image"] for choice in output.get("choices") or [] for c in choice.get("message", {}).get("content", []) if "image" in c]
+    urls += [r["url"] for r in output.get("results") or [] if "url" in r]
+    wanted = expect.size if expect and expect.size else ((usage["width"], usage["height"]) if "width" in usage else None)
+    for url in urls[: ctx.facts.get("downloads_per_answer", 2)]:
+        got, content = ctx.client.download(url)
+        if got.status != 200 or not got.response_headers.get("content-type", "").startswith("image/png"):
+            raise CheckFailed("a result URL does not download as a PNG", field="(result url)",
+                              expected="200 image/png", actual=f"{got.status} {got.response_headers.get('content-type')}")
+        try:
+            with Image.open(io.BytesIO(content)) as image:
+                size, fmt = image.size, image.format
+        except Exception as exc:  # noqa: BLE001 - any decoder failure means "not a PNG"
+            raise CheckFailed(f"the result is not a readable image: {exc}", field="(result url)", expected="PNG", actual="unreadable")
+        if fmt != "PNG" or (wanted and size != tuple(wanted)):
+            raise CheckFailed("the downloaded image is not a PNG of the expected size", field="(result image)",
+                              expected=f"PNG {ds.format_size(wanted) if wanted else ''}", actual=f"{fmt} {size[0]}*{size[1]}")
+
+
+@check("long_prompt_truncated")
+def long_prompt_truncated(ctx, exchange, expect):
+    """Text over the limit is truncated, not rejected; with prompt_extend off the prompt used fits the limit."""
+    limit = ctx.facts.get("prompt_limit")
+    if limit is None:
+        return
+    if exchange.status != 200:
+        raise CheckFailed("a prompt over the limit was rejected instead of truncated", field="input prompt",
+                          expected="200 (truncated)", actual=f"{exchange.status} {exchange.code}")
+    for result in (_body(exchange).get("output") or {}).get("results") or []:
+        actual = result.get("actual_prompt")
+        if actual is not None and ctx.facts.get("prompt_extend") is False and len(actual) > limit:
+            raise CheckFailed("actual_prompt is longer than the limit", field="output.results[].actual_prompt",
+                              expected=f"<= {limit} characters", actual=len(actual))
+
+
+# --- tasks over time -----------------------------------------------------------------------------
+
+
+@check("unknown_task_is_unknown")
+def unknown_task_is_unknown(ctx, exchange, expect):
+    output = _body(exchange).get("output") or {}
+    if exchange.status != 200 or output.get("task_status") != "UNKNOWN":
+        raise CheckFailed("an unknown task id must answer 200 with task_status UNKNOWN", field="output.task_status",
+                          expected="200 UNKNOWN", actual=f"{exchange.status} {output.get('task_status') or exchange.code}")
+
+
+@check("cancel_only_pending")
+def cancel_only_pending(ctx, exchange, expect):
+    was = ctx.facts.get("status_before_cancel")
+    if was == "PENDING" and exchange.status != 200:
+        raise CheckFailed("cancelling a PENDING task must succeed", field="(status)", expected=200, actual=f"{exchange.status} {exchange.code}")
+    if was != "PENDING" and (exchange.status, exchange.code) != (400, "UnsupportedOperation"):
+        raise CheckFailed(f"cancelling a {was} task must be refused", field="(status)",
+                          expected="400 UnsupportedOperation", actual=f"{exchange.status} {exchange.code}")
+
+
+def check_sequence(statuses: list[str]) -> None:
+    """The statuses one task showed, in order: forward along the documented moves, terminal ones stick."""
+    for before, after in zip(statuses, statuses[1:]):
+        if before in ("SUCCEEDED", "FAILED", "CANCELED") and after != before:
+            raise CheckFailed(f"a {before} task became {after}", field="output.task_status", expected=before, actual=after)
+        if before in FORWARD and after not in FORWARD[before]:
+            raise CheckFailed(f"{before} -> {after} is not a documented transition", field="output.task_status",
+                              expected=sorted(FORWARD[before]), actual=after)
+
+
+@check("status_moves_forward")
+def status_moves_forward(ctx, exchange, expect):
+    check_sequence(ctx.facts.get("statuses", []))
+
+
+@check("expired_task_is_unknown")
+def expired_task_is_unknown(ctx, exchange, expect):
+    output = _body(exchange).get("output") or {}
+    if exchange.status != 200 or output.get("task_status") != "UNKNOWN" or "results" in output:
+        raise CheckFailed("24 hours after submission a task must answer UNKNOWN, without its data", field="output.task_status",
+                          expected="200 UNKNOWN", actual=f"{exchange.status} {output.get('task_status')}")
+
+
+@check("other_account_cannot_see")
+def other_account_cannot_see(ctx, exchange, expect):
+    output = _body(exchange).get("output") or {}
+    if exchange.endpoint == "task-query" and (exchange.status != 200 or output.get("task_status") != "UNKNOWN" or set(output) - {"task_id", "task_status"}):
+        raise CheckFailed("another account's task must look exactly like an unknown id", field="output",
+                          expected={"task_id": "...", "task_status": "UNKNOWN"}, actual=output or exchange.status)
+    if exchange.endpoint == "task-list":
+        leaked = {d.get("task_id") for d in _body(exchange).get("data") or []} & set(ctx.facts.get("foreign_ids", []))
+        if leaked:
+            raise CheckFailed("another account's task is listed", field="data[].task_id", expected="absent", actual=sorted(leaked))
+
+
+@check("wrong_region_key_rejected")
+def wrong_region_key_rejected(ctx, exchange, expect):
+    if (exchange.status, exchange.code) != (401, "InvalidApiKey"):
+        raise CheckFailed("a key of another region must answer 401 InvalidApiKey", field="Authorization",
+                          expected="401 InvalidApiKey", actual=f"{exchange.status} {exchange.code}")
+
+
+ALWAYS = ("not_a_server_error", "status_code_documented", "response_schema_conformance", "error_envelope")

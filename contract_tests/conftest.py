@@ -1,0 +1,101 @@
+"""pytest wiring of the contract suite: the target, the client, the checks, the report.
+
+Run `pytest contract_tests` (or `dashscope-contract run`). Settings come from the environment:
+see settings.py and the README.
+"""
+
+from __future__ import annotations
+
+import json
+
+import dashscope_schemas as ds
+import pytest
+
+from .checks import ALWAYS, CHECKS, CheckFailed, Context
+from .client import ContractClient
+from .report import Reporter
+from .settings import Settings
+from .targets import EmbeddedFake, resolve
+
+
+class Contract:
+    """What a test uses: send through `client`, then `verify` an answer against named checks."""
+
+    def __init__(self, settings, target, client, reporter, test_id: str):
+        self.settings, self.target, self.client, self.reporter = settings, target, client, reporter
+        self.catalog = client.catalog
+        self.test_id = test_id
+
+    def verify(self, exchange, *names: str, expect=None, always: bool = True, **facts) -> None:
+        ctx = Context(self.catalog, self.client, facts)
+        failures = []
+        for name in (ALWAYS if always else ()) + names:
+            try:
+                CHECKS[name](ctx, exchange, expect)
+            except CheckFailed as failed:
+                self.reporter.failed(name, exchange, failed.message, field=failed.field, expected=failed.expected,
+                                     actual=failed.actual, test=self.test_id)
+                failures.append((name, failed))
+            else:
+                self.reporter.passed(name)
+        if failures:
+            lines = [f"[{name}] {f.field or ''}: {f.message} (expected {f.expected!r}, got {f.actual!r})" for name, f in failures]
+            body = json.dumps(exchange.response_body, ensure_ascii=False, default=str)[:600] if exchange else ""
+            raise AssertionError("\n".join(lines) + f"\n  answer: HTTP {exchange.status} {self.client.masked(body)}"
+                                 f"\n  reproduce: {self.client.masked(exchange.curl())}")
+
+
+@pytest.fixture(scope="session")
+def contract_settings() -> Settings:
+    return Settings.from_env()
+
+
+@pytest.fixture(scope="session")
+def contract_session(contract_settings, request):
+    embedded = EmbeddedFake(contract_settings.profile) if contract_settings.embedded else None
+    target = resolve(contract_settings, embedded)
+    client = ContractClient(target, contract_settings)
+    reporter = request.config._contract_reporter
+    reporter.mask = client.masked
+    request.config._contract_meta = {"target": target.description, "profile": contract_settings.profile,
+                                     "region": target.region, "client": client}
+    yield target, client
+    client.close()
+    if embedded is not None:
+        embedded.stop()
+
+
+@pytest.fixture
+def contract(contract_session, contract_settings, request) -> Contract:
+    target, client = contract_session
+    return Contract(contract_settings, target, client, request.config._contract_reporter, request.node.nodeid)
+
+
+@pytest.fixture(scope="session")
+def catalog(contract_settings) -> ds.Catalog:
+    return ds.load_catalog(contract_settings.profile)
+
+
+def pytest_configure(config):
+    config._contract_reporter = Reporter()
+    config._contract_meta = {}
+
+
+def pytest_sessionfinish(session, exitstatus):
+    meta = dict(getattr(session.config, "_contract_meta", {}))
+    client = meta.pop("client", None)
+    if client is None:
+        return
+    meta["exchanges"] = client.sent
+    meta["budget"] = {"images": client.budget.spent_images, "usd_estimate": round(client.budget.spent_usd, 4)}
+    settings = Settings.from_env()
+    paths = session.config._contract_reporter.write(settings.report_dir, meta)
+    session.config._contract_report_paths = paths
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    paths = getattr(config, "_contract_report_paths", None)
+    if paths:
+        reporter = config._contract_reporter
+        verdict = f"DRIFT: {len(reporter.findings)} violation group(s)" if reporter.drift else "no drift"
+        terminalreporter.write_line(f"contract report ({verdict}): {paths[1]} and {paths[0]}")

@@ -1,0 +1,67 @@
+"""Building requests of each endpoint, and the oracle: what the docs (schemas + catalog) say
+the answer to a request must be. The expectation always comes from the source of truth, never
+from the server under test."""
+
+from __future__ import annotations
+
+import base64
+import io
+from functools import lru_cache
+from typing import Any
+
+import dashscope_schemas as ds
+
+from .checks import Expect
+
+ASYNC = {"X-DashScope-Async": "enable"}
+
+
+@lru_cache(maxsize=16)
+def sample_image(width: int, height: int) -> str:
+    """A small real PNG as a data URI: self-contained, so the real service needs no download."""
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.new("RGB", (width, height), ((width * 7) % 256, (height * 3) % 256, 120)).save(buf, format="PNG", optimize=True)
+    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+IMAGE_SIZES = ((640, 480), (480, 640), (512, 512))
+
+
+def body_for(endpoint: str, model: str, prompt: str, images: list[str], parameters: dict[str, Any]) -> dict[str, Any]:
+    if endpoint == "multimodal-generation":
+        content = [{"image": i} for i in images] + [{"text": prompt}]
+        return {"model": model, "input": {"messages": [{"role": "user", "content": content}]}, "parameters": parameters}
+    body: dict[str, Any] = {"model": model, "input": {"prompt": prompt}, "parameters": parameters}
+    if endpoint == "image2image":
+        body["input"]["images"] = images
+    return body
+
+
+def headers_for(catalog: ds.Catalog, endpoint: str) -> dict[str, str]:
+    return dict(ASYNC) if catalog.endpoints[endpoint]["async_header"] == "required" else {}
+
+
+def image_dims(ref: str) -> tuple[int, int] | None:
+    for width, height in IMAGE_SIZES:
+        if sample_image(width, height) == ref:
+            return width, height
+    return None
+
+
+def oracle(catalog: ds.Catalog, endpoint: str, body: Any, headers: dict[str, str], region: str) -> Expect:
+    verdict = catalog.check_request(endpoint, body, headers, region)
+    if verdict.error:
+        v = verdict.error
+        return Expect(False, v.status, v.code, v.rule, v.path, v.reason)
+    request = verdict.request
+    last = image_dims(request.images[-1].ref) if request.images else None
+    size = ds.output_size(request.model.size_rule, request.size, last)
+    # Without a known input image (none given) the default of an aspect-following rule is 1:1.
+    return Expect(True, 200, size=size, images=request.n)
+
+
+def auth_expect(catalog: ds.Catalog, error: str, why: str) -> Expect:
+    wire = catalog.error(error)
+    return Expect(False, wire["status"], wire["code"], error, "Authorization", why)
