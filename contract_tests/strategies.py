@@ -1,0 +1,139 @@
+"""Hypothesis strategies for requests, from the request schemas (hypothesis-jsonschema, for the
+optional parameters) and small composites for the catalog's cross-field rules (model, n, size,
+images), so that valid requests are valid by construction and invalid ones break one rule.
+
+Against a real (billed) target the strategies prefer the cheapest valid choices: the smallest
+n, no explicit size, the fewest input images, short prompts.
+"""
+
+from __future__ import annotations
+
+import math
+from functools import lru_cache
+
+import dashscope_schemas as ds
+from hypothesis import assume
+from hypothesis import strategies as st
+from hypothesis_jsonschema import from_schema
+
+from .requests import IMAGE_SIZES, body_for, headers_for, sample_image
+
+KNOWN_PARAMETERS = ("n", "size", "negative_prompt", "prompt_extend", "watermark", "seed")
+PROMPT_ALPHABET = st.characters(codec="utf-8", categories=("L", "N", "P", "Zs"))
+
+
+@lru_cache(maxsize=None)
+def _parameters_schema(profile: str, endpoint: str) -> dict:
+    catalog = ds.load_catalog(profile)
+    bundled = ds.load_schema(catalog.endpoints[endpoint]["request_schema"], profile)
+    return {"$defs": bundled["$defs"], **bundled["properties"]["parameters"]}
+
+
+def size_for(rule: dict, cheap: bool) -> st.SearchStrategy[str | None]:
+    kind = rule["kind"]
+    if cheap or kind == "not_settable":
+        return st.none()
+    if kind == "fixed":
+        return st.none() | st.sampled_from(rule["sizes"])
+    if kind == "per_side":
+        side = st.integers(rule["min"], rule["max"])
+        return st.none() | st.builds(lambda w, h: f"{w}*{h}", side, side)
+    aspect = rule.get("aspect", {"min": 0.25, "max": 4.0})
+
+    @st.composite
+    def total(draw) -> str:
+        pixels = draw(st.integers(rule["min_pixels"], rule["max_pixels"]))
+        ratio = draw(st.floats(max(aspect["min"], 0.25), min(aspect["max"], 4.0)))
+        width = max(1, int(math.sqrt(pixels * ratio)))
+        height = max(1, pixels // width)
+        size = (width, height)
+        assume(ds.size_violation(rule, size) is None)
+        return ds.format_size(size)
+
+    return st.none() | total()
+
+
+@st.composite
+def valid_request(draw, profile: str, models: tuple[str, ...], region: str, cheap: bool):
+    """(endpoint, body, headers) of a request the docs say must be accepted. Arguments are plain
+    values (not the catalog) so that Hypothesis' reports stay short."""
+    catalog = ds.load_catalog(profile)
+    name = draw(st.sampled_from([m for m in models if catalog.model(m) and region in catalog.model(m).regions]), label="model")
+    model = catalog.model(name)
+    endpoint = draw(st.sampled_from(model.endpoints), label="endpoint")
+    drawn = draw(from_schema(_parameters_schema(catalog.profile, endpoint)), label="schema parameters")
+    parameters = {k: v for k, v in drawn.items() if k in KNOWN_PARAMETERS and k not in ("n", "size")}
+    if cheap:
+        parameters.pop("negative_prompt", None)
+    parameters["n"] = model.n["min"] if cheap else draw(st.integers(model.n["min"], model.n["max"]), label="n")
+    size = draw(size_for(model.size_rule, cheap), label="size")
+    if size is not None:
+        parameters["size"] = size
+    if not cheap and draw(st.booleans(), label="an unknown parameter"):
+        parameters["contract_probe"] = draw(st.integers() | st.text(max_size=5))
+    limit = model.prompt["max_chars"]
+    prompt = draw(st.text(PROMPT_ALPHABET, min_size=1, max_size=40 if cheap else limit + 100), label="prompt")
+    assume(prompt.strip())
+    limits = model.input_images
+    count = limits["min"] if cheap else draw(st.integers(limits["min"], limits["max"]), label="images")
+    images = [sample_image(*draw(st.sampled_from(IMAGE_SIZES))) for _ in range(count)]
+    return endpoint, body_for(endpoint, name, prompt, images, parameters), headers_for(catalog, endpoint)
+
+
+MUTATIONS = ("n-above-max", "n-zero", "n-as-string", "size-outside-rule", "size-not-w-x-h", "one-image-too-many",
+             "seed-out-of-range", "unknown-model", "wrong-endpoint", "missing-async-header", "missing-prompt", "two-texts")
+
+
+@st.composite
+def invalid_request(draw, profile: str, models: tuple[str, ...], region: str):
+    """(endpoint, body, headers, mutation) of a valid request with exactly one rule broken."""
+    catalog = ds.load_catalog(profile)
+    endpoint, body, headers = draw(valid_request(profile, models, region, cheap=True))
+    model = catalog.model(body["model"])
+    mutation = draw(st.sampled_from(MUTATIONS), label="mutation")
+    params = body["parameters"]
+    if mutation == "n-above-max":
+        params["n"] = draw(st.integers(model.n["max"] + 1, 1000))
+    elif mutation == "n-zero":
+        params["n"] = draw(st.integers(-5, 0))
+    elif mutation == "n-as-string":
+        params["n"] = str(params["n"])
+    elif mutation == "size-outside-rule":
+        assume("size" in model.parameters)
+        width, height = draw(st.integers(1, 9999)), draw(st.integers(1, 9999))
+        assume(ds.size_violation(model.size_rule, (width, height)) is not None)
+        params["size"] = f"{width}*{height}"
+    elif mutation == "size-not-w-x-h":
+        params["size"] = draw(st.sampled_from(["1024x1024", "1024", "*", "1024*", "big"]))
+    elif mutation == "one-image-too-many":
+        if endpoint == "text2image":
+            assume(False)
+        extra = sample_image(*IMAGE_SIZES[0])
+        if endpoint == "multimodal-generation":
+            content = body["input"]["messages"][0]["content"]
+            images = [c for c in content if "image" in c]
+            body["input"]["messages"][0]["content"] = images + [{"image": extra}] * (model.input_images["max"] + 1 - len(images)) + [
+                c for c in content if "text" in c]
+        else:
+            body["input"]["images"] = body["input"]["images"] + [extra] * (model.input_images["max"] + 1 - len(body["input"]["images"]))
+    elif mutation == "seed-out-of-range":
+        params["seed"] = draw(st.integers(2**31, 2**40) | st.integers(-(2**40), -1))
+    elif mutation == "unknown-model":
+        body["model"] = body["model"] + draw(st.sampled_from(["-x", "-turbo-9000", "2"]))
+        assume(catalog.model(body["model"]) is None)
+    elif mutation == "wrong-endpoint":
+        others = [e for e in catalog.endpoints if e not in model.endpoints]
+        assume(others)
+        endpoint = draw(st.sampled_from(others))
+        body = body_for(endpoint, model.name, "a cat", [sample_image(*IMAGE_SIZES[0])], {"n": 1})
+        headers = headers_for(catalog, endpoint)
+    elif mutation == "missing-async-header":
+        assume(headers)
+        headers = {}
+    elif mutation == "missing-prompt":
+        assume(endpoint != "multimodal-generation")
+        del body["input"]["prompt"]
+    elif mutation == "two-texts":
+        assume(endpoint == "multimodal-generation")
+        body["input"]["messages"][0]["content"].append({"text": "another"})
+    return endpoint, body, headers, mutation
