@@ -77,7 +77,9 @@ class Reporter:
 
     def to_dict(self, meta: dict[str, Any]) -> dict[str, Any]:
         groups = sorted(self.findings.values(), key=lambda f: (f.endpoint, f.model, f.field, f.check))
-        return {"meta": {**meta, "seconds": round(time.time() - self.started, 2), "drift": self.drift},
+        seconds = max(time.time() - self.started, 1e-6)
+        rate = {"exchanges_per_second": round(meta["exchanges"] / seconds, 1)} if isinstance(meta.get("exchanges"), int) else {}
+        return {"meta": {**meta, "seconds": round(seconds, 2), **rate, "drift": self.drift},
                 "checks": {name: counts for name, counts in sorted(self.checks.items())},
                 "violations": [f.to_dict() for f in groups]}
 
@@ -95,7 +97,7 @@ def markdown(data: dict[str, Any]) -> str:
     lines = ["# DashScope contract report", "",
              f"- target: {meta.get('target')}", f"- profile checked: {meta.get('profile')}",
              f"- result: {'**DRIFT**: the target does not match the documented contract' if meta['drift'] else 'no drift found'}",
-             f"- exchanges: {meta.get('exchanges')}, wall time {meta.get('seconds')} s", ""]
+             f"- exchanges: {meta.get('exchanges')} ({meta.get('exchanges_per_second', '?')} per second), wall time {meta.get('seconds')} s", ""]
     lines += ["## Checks", "", "| check | passed | failed |", "|---|---|---|"]
     lines += [f"| {name} | {c['passed']} | {c['failed']} |" for name, c in data["checks"].items()]
     if not data["violations"]:
