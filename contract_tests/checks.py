@@ -134,7 +134,7 @@ def invalid_request_rejected(ctx, exchange, expect):
     if (exchange.status, exchange.code) != (expect.status, expect.code):
         raise CheckFailed(f"breaking {expect.rule} ({expect.why}) must answer {expect.status} {expect.code}",
                           field=expect.field or "(request)", expected=f"{expect.status} {expect.code}",
-                          actual=f"{exchange.status} {exchange.code}")
+                          actual=f"{exchange.status} {exchange.code or ''}".strip())
 
 
 def _field_named_in(message: str) -> str | None:

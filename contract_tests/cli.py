@@ -121,20 +121,18 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "recheck":
         from . import cassette
 
-        reporter = cassette.recheck(cassette.load(args.recording), args.profile)
-        json_path, md_path = reporter.write(Path(args.report), {"target": f"recording {args.recording}", "profile": args.profile,
-                                                               "exchanges": reporter.exchanges})
+        reporter, json_path, md_path = cassette.write_recheck(args.recording, args.profile, args.report)
         print(f"{'DRIFT' if reporter.drift else 'no drift'}: {md_path} and {json_path}")
         return 1 if reporter.drift else 0
     if args.command == "diff":
         from . import cassette
 
-        result = cassette.diff(cassette.load(args.a), cassette.load(args.b))
+        result = cassette.diff(args.a, args.b, labels=(args.a, args.b))
         text = cassette.diff_markdown(result)
         print(text)
         if args.out:
             Path(args.out).write_text(text, encoding="utf-8")
-        return 1 if cassette.has_differences(result) else 0
+        return 0 if result["same"] else 1
     return 2
 
 

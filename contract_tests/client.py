@@ -110,6 +110,7 @@ class ContractClient:
              key: str | None = "default", model: str | None = None, params: dict | None = None,
              retry_throttled: bool = True, raw_body: bytes | None = None) -> Exchange:
         request_headers = dict(headers or {})
+        key_kind = "default" if key in ("default", self.target.api_key) else ("none" if key is None else "other")
         if key == "default":
             key = self.target.api_key
         if key is not None:
@@ -123,6 +124,7 @@ class ContractClient:
                                           content=raw_body if raw_body is not None else (json.dumps(body).encode() if body is not None else None))
             exchange = self._exchange(method, str(response.request.url), endpoint, request_headers, body, response,
                                       time.monotonic() - started, model)
+            exchange.notes["key"] = key_kind  # recordings mask every key alike; this says which kind was sent
             self.sent += 1
             self.recorder.record(exchange)
             throttled = response.status_code == 429 and exchange.code == "Throttling.RateQuota"
@@ -157,8 +159,9 @@ class ContractClient:
         return self.send("POST", (base_url or self.target.base_url) + path, endpoint=endpoint, body=body,
                          headers=headers, key=key, model=model)
 
-    def get_task(self, task_id: str, *, key: str | None = "default", base_url: str | None = None) -> Exchange:
-        return self.send("GET", f"{base_url or self.target.base_url}/tasks/{task_id}", endpoint="task-query", key=key)
+    def get_task(self, task_id: str, *, key: str | None = "default", base_url: str | None = None,
+                 model: str | None = None) -> Exchange:
+        return self.send("GET", f"{base_url or self.target.base_url}/tasks/{task_id}", endpoint="task-query", key=key, model=model)
 
     def cancel_task(self, task_id: str, *, key: str | None = "default") -> Exchange:
         return self.send("POST", f"{self.target.base_url}/tasks/{task_id}/cancel", endpoint="task-cancel", key=key)

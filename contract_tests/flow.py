@@ -16,14 +16,14 @@ def status_of(exchange: Exchange) -> str | None:
     return output.get("task_status") if isinstance(output, dict) else None
 
 
-def follow(client, task_id: str, *, key: str | None = "default", limit: float = 300.0) -> list[Exchange]:
+def follow(client, task_id: str, *, key: str | None = "default", limit: float = 300.0, model: str | None = None) -> list[Exchange]:
     """Every poll of the task until it ends (or stops answering 200); the last is the final one."""
     admin = client.target.admin
     polls: list[Exchange] = []
     deadline = time.monotonic() + limit
     step = 0
     while True:
-        polled = client.get_task(task_id, key=key)
+        polled = client.get_task(task_id, key=key, model=model)
         polls.append(polled)
         if polled.status != 200 or status_of(polled) in TERMINAL or status_of(polled) is None:
             return polls

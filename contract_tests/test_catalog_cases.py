@@ -58,9 +58,8 @@ def test_catalog_case(contract, case):
         checks.append("long_prompt_truncated")
     contract.verify(answer, *checks, expect=case.expect, **case.facts)
     if case.expect.accepted and case.endpoint != "multimodal-generation":
-        polls = follow(contract.client, answer.json["output"]["task_id"], limit=contract.settings.real_time_limit)
+        polls = follow(contract.client, answer.json["output"]["task_id"], limit=contract.settings.real_time_limit, model=case.model)
         final = polls[-1]
-        final.model = case.model
         statuses = [status_of(p) for p in polls if status_of(p)]
         task_checks = ["status_moves_forward", "usage_agrees_with_results"]
         if status_of(final) == "SUCCEEDED":

@@ -63,8 +63,17 @@ def validate(instance: Any, name: str, profile: str = DEFAULT_PROFILE) -> list[V
     issues = []
     for error in errors:
         leaf = _leaf(error)
-        issues.append(ValidationIssue(format_path(leaf.absolute_path), leaf.message, str(leaf.validator)))
+        issues.append(ValidationIssue(format_path(leaf.absolute_path), _bounded(leaf.message), str(leaf.validator)))
     return issues
+
+
+MAX_REASON = 300
+
+
+def _bounded(reason: str) -> str:
+    # jsonschema quotes the offending value whole ("[...] is too long"); with 10 MB images in it,
+    # an error message would carry them back. Keep the start, which names what is wrong.
+    return reason if len(reason) <= MAX_REASON else reason[: MAX_REASON - 1] + "…"
 
 
 def is_valid(instance: Any, name: str, profile: str = DEFAULT_PROFILE) -> bool:
