@@ -434,3 +434,10 @@ def test_hostile_images_are_handled_by_their_header_never_a_crash(client, width,
         rule = ds.load_catalog().model("qwen-image-edit-plus").size_rule
         usage = response.json()["usage"]
         assert (usage["width"], usage["height"]) == ds.output_size(rule, None, (width, height))
+
+
+def test_error_messages_do_not_quote_large_inputs_back(client):
+    big = "data:image/png;base64," + "A" * 2_000_000
+    body = edit_body(images=(big, big, big, big))  # one image too many: "[...] is too long"
+    error = assert_error(client.post(API + PATHS["multimodal-generation"], json=body, headers=auth()), 400, "InvalidParameter")
+    assert len(error["message"]) < 400 and "input.messages[0].content" in error["message"]
