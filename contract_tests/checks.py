@@ -187,8 +187,11 @@ def usage_agrees_with_results(ctx, exchange, expect):
 @check("image_size_obeys_rules")
 def image_size_obeys_rules(ctx, exchange, expect):
     usage = _body(exchange).get("usage") or {}
-    if exchange.status != 200 or expect is None or expect.size is None or "width" not in usage:
+    if exchange.status != 200 or expect is None or expect.size is None or exchange.endpoint != "multimodal-generation":
         return
+    if "width" not in usage or "height" not in usage:
+        raise CheckFailed("usage does not say the images' width and height", field="usage.width/height",
+                          expected=ds.format_size(expect.size), actual=usage or None)
     actual = (usage.get("width"), usage.get("height"))
     if actual != expect.size:
         raise CheckFailed("usage width*height is not what the size rules give", field="usage.width/height",
@@ -205,6 +208,10 @@ def images_download_as_png(ctx, exchange, expect):
     urls = [c["image"] for choice in output.get("choices") or [] for c in choice.get("message", {}).get("content", []) if "image" in c]
     urls += [r["url"] for r in output.get("results") or [] if "url" in r]
     wanted = expect.size if expect and expect.size else ((usage["width"], usage["height"]) if "width" in usage else None)
+    made_images = exchange.status == 200 and ("choices" in output or output.get("task_status") == "SUCCEEDED")
+    if made_images and not urls:
+        raise CheckFailed("a successful answer carries no result URL", field="(result url)", expected="at least one url",
+                          actual="none")
     for url in urls[: ctx.facts.get("downloads_per_answer", 2)]:
         got, content = ctx.client.download(url)
         if got.status != 200 or not got.response_headers.get("content-type", "").startswith("image/png"):
@@ -227,8 +234,8 @@ def long_prompt_truncated(ctx, exchange, expect):
     if limit is None:
         return
     if exchange.status != 200:
-        raise CheckFailed("a prompt over the limit was rejected instead of truncated", field="input prompt",
-                          expected="200 (truncated)", actual=f"{exchange.status} {exchange.code}")
+        raise CheckFailed("a prompt over the limit was not accepted (it must be truncated, not refused)", field="input prompt",
+                          expected="200 (truncated)", actual=f"{exchange.status} {exchange.code or ''}".strip())
     for result in (_body(exchange).get("output") or {}).get("results") or []:
         actual = result.get("actual_prompt")
         if actual is not None and ctx.facts.get("prompt_extend") is False and len(actual) > limit:

@@ -83,6 +83,7 @@ class ContractClient:
         self._http = httpx.Client(timeout=120, follow_redirects=False)
         self._last_sent: dict[str, float] = {}
         self.sent = 0
+        self.last_model: str | None = None
 
     # --- sending ---------------------------------------------------------------------------
 
@@ -153,6 +154,7 @@ class ContractClient:
                  base_url: str | None = None, spend: int = 0) -> Exchange:
         """POST a generation request; `spend` images are reserved from the budget first."""
         model = body.get("model") if isinstance(body, dict) and isinstance(body.get("model"), str) else None
+        self.last_model = model
         if spend:
             self.budget.reserve(model or "", spend)
         path = self.catalog.endpoints[endpoint]["path"]

@@ -79,6 +79,13 @@ def catalog(contract_settings) -> ds.Catalog:
 def pytest_configure(config):
     config._contract_reporter = Reporter()
     config._contract_meta = {}
+    if os.environ.get("DASHSCOPE_CONTRACT_SHRINK", "1").lower() in ("0", "false", "no"):
+        # Shrinking makes a failure minimal; a run that only needs to know *whether* the target
+        # drifts (the mutation tests, a quick CI gate) can skip it.
+        from hypothesis import Phase, settings
+
+        settings.register_profile("contract-no-shrink", phases=(Phase.explicit, Phase.reuse, Phase.generate))
+        settings.load_profile("contract-no-shrink")
 
 
 def pytest_sessionfinish(session, exitstatus):

@@ -64,14 +64,15 @@ def test_cancel_works_only_while_pending(contract):
 
 def test_statuses_move_forward_and_the_end_agrees_with_itself(contract):
     task_id, expect = _create(contract)
-    polls = follow(contract.client, task_id, limit=contract.settings.real_time_limit)
+    model = contract.client.last_model
+    polls = follow(contract.client, task_id, limit=contract.settings.real_time_limit, model=model)
     statuses = [status_of(p) for p in polls if status_of(p)]
     for poll in polls:
         contract.verify(poll, "usage_agrees_with_results", expect=expect)
     final = polls[-1]
     checks = ["status_moves_forward"] + (["images_download_as_png"] if status_of(final) == "SUCCEEDED" else [])
     contract.verify(final, *checks, expect=expect, statuses=statuses)
-    again = contract.client.get_task(task_id)  # terminal states stick
+    again = contract.client.get_task(task_id, model=model)  # terminal states stick
     contract.verify(again, "status_moves_forward", statuses=statuses + [status_of(again)])
 
 

@@ -1,0 +1,190 @@
+"""The contract suite catches drift: run it against each mutant of the fake (contract_tests/mutants.py,
+one deliberate defect each) and against the fake serving an older API profile.
+
+Each run is two processes, as a user would have them: the server (`python -m contract_tests.mutants
+NAME --port P`, or `python -m mock_server.cli serve`) and the suite (`pytest contract_tests`, without
+Hypothesis shrinking, with DASHSCOPE_HTTP_BASE_URL pointing at the server). The faithful mutant must
+pass with no drift; every other one must fail with drift, and at least one of its expected checks
+must be among the violations of the report. A few models keep each run to a few seconds while
+still reaching every defect: qwen-image-plus (sync and text2image tasks), qwen-image-edit-plus
+(sizes rounded to 16) and wan2.5-i2i-preview (image2image tasks of several images).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import threading
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+import pytest
+
+from contract_tests.checks import CHECKS
+from contract_tests.mutants import MUTANTS
+
+REPO = Path(__file__).resolve().parent.parent
+KEY = "sk-demoabj1-0000000000000000"       # demo key of account a in cn-beijing
+MODELS = "qwen-image-plus,qwen-image-edit-plus,wan2.5-i2i-preview"
+# Generated examples per Hypothesis test: a defect shows on the first examples that reach it, and
+# fewer keep each run short (the deterministic tests, catalog cases and test_tasks, reach every
+# defect regardless).
+MAX_EXAMPLES = "5"
+SUITE_TIMEOUT = 300
+# A defect is caught (and reported) by the first failing example; shrinking it to a minimal one
+# adds nothing here and costs up to 15 s a run, so the suite runs with DASHSCOPE_CONTRACT_SHRINK=0.
+import sys
+
+import pytest
+
+
+class NoShrinking:
+    @staticmethod
+    def pytest_configure(config):
+        from hypothesis import Phase, settings
+
+        settings.register_profile("contract-mutations", phases=(Phase.explicit, Phase.reuse, Phase.generate))
+        settings.load_profile("contract-mutations")
+
+
+sys.exit(pytest.main(sys.argv[1:], plugins=[NoShrinking()]))
+"""
+# Mutants whose defect no check of the suite catches: a gap in the suite, named here (and in the
+# report) rather than hidden by weakening the mutant. Empty: every defect is caught.
+GAPS: dict[str, str] = {}
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@contextmanager
+def _serving(args: list[str], log_path: Path):
+    """Start `python -m <args> --port P` on a free loopback port; yield its origin once GET
+    /__admin/clock answers; terminate it (and close its log) however the test ends."""
+    port = _free_port()
+    origin = f"http://127.0.0.1:{port}"
+    log = log_path.open("wb")
+    process = None
+    try:
+        process = subprocess.Popen([sys.executable, "-m", *args, "--port", str(port)], cwd=REPO,
+                                   stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        waiting = threading.Event()
+        for _ in range(400):  # importing and binding the port: at most 20 s
+            if process.poll() is not None:
+                break
+            try:
+                if httpx.get(origin + "/__admin/clock", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            waiting.wait(0.05)
+        else:
+            pytest.fail(f"{' '.join(args)} did not answer within 20 s")
+        if process.poll() is not None:
+            pytest.fail(f"{' '.join(args)} exited with {process.returncode}: {log_path.read_text(errors='replace')[-2000:]}")
+        yield origin
+    finally:
+        if process is not None:
+            process.terminate()
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(timeout=10)
+        log.close()
+
+
+def _run_suite(origin: str, report_dir: Path, models: str) -> tuple[int, dict, str]:
+    """The whole contract suite against `origin` (current profile): exit code, report.json, output."""
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith("DASHSCOPE_CONTRACT_") and k not in ("DASHSCOPE_HTTP_BASE_URL", "DASHSCOPE_API_KEY")}
+    env.update({
+        "DASHSCOPE_HTTP_BASE_URL": f"{origin}/cn-beijing/api/v1",
+        "DASHSCOPE_API_KEY": KEY,
+        "DASHSCOPE_CONTRACT_REPORT_DIR": str(report_dir),
+        "DASHSCOPE_CONTRACT_MODELS": models,
+        "DASHSCOPE_CONTRACT_MAX_EXAMPLES": MAX_EXAMPLES,
+        "DASHSCOPE_CONTRACT_SHRINK": "0",
+    })
+    done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "contract_tests"],
+                          cwd=REPO, env=env, capture_output=True, text=True, timeout=SUITE_TIMEOUT, stdin=subprocess.DEVNULL)
+    output = done.stdout[-4000:] + done.stderr[-2000:]
+    report_path = report_dir / "report.json"
+    assert report_path.is_file(), f"the suite wrote no report (exit {done.returncode}):\n{output}"
+    return done.returncode, json.loads(report_path.read_text(encoding="utf-8")), output
+
+
+def _caught_by(report: dict) -> dict[str, int]:
+    """Check name -> violation groups it reported."""
+    caught: dict[str, int] = {}
+    for violation in report["violations"]:
+        caught[violation["check"]] = caught.get(violation["check"], 0) + 1
+    return caught
+
+
+def test_every_mutant_names_checks_that_exist():
+    names = set(CHECKS)
+    for name, mutant in MUTANTS.items():
+        assert mutant.description, name
+        assert set(mutant.expected_checks) <= names, (name, set(mutant.expected_checks) - names)
+    assert MUTANTS["faithful"].expected_checks == ()
+    assert sum(1 for m in MUTANTS.values() if m.expected_checks) >= 9
+
+
+def _cases():
+    for name in MUTANTS:
+        marks = [pytest.mark.xfail(strict=True, reason=GAPS[name])] if name in GAPS else []
+        yield pytest.param(name, marks=marks, id=name)
+
+
+@pytest.mark.parametrize("name", list(_cases()))
+def test_the_suite_catches_the_mutant(name, tmp_path, record_property):
+    mutant = MUTANTS[name]
+    with _serving(["contract_tests.mutants", name], tmp_path / "server.log") as origin:
+        code, report, output = _run_suite(origin, tmp_path / "report", MODELS)
+    assert (tmp_path / "server.log").read_text(errors="replace").startswith(f"dashscope-mock mutant {name} ("), "no banner line"
+    caught = _caught_by(report)
+    record_property("caught_by", caught)
+    print(f"\n{name}: exit {code}, drift {report['meta']['drift']}, {report['meta'].get('seconds')} s, caught by {caught}")
+    if mutant.faithful:
+        assert code == 0, f"the suite fails against the faithful fake:\n{output}"
+        assert report["meta"]["drift"] is False and report["violations"] == [], caught
+        return
+    assert code == pytest.ExitCode.TESTS_FAILED, f"the suite did not fail (or crashed) against {name} ({mutant.description}):\n{output}"
+    assert report["meta"]["drift"] is True
+    assert set(mutant.expected_checks) & set(caught), (
+        f"{name} ({mutant.description}) was caught by {sorted(caught)}, none of the expected {list(mutant.expected_checks)}")
+
+
+def test_an_older_profile_fails_the_current_contract(tmp_path):
+    """(b) The fake serving the 2025-12 profile, checked against the current one: the documented
+    differences show up as violations, each under the field it concerns."""
+    models = "qwen-image-plus,qwen-image-edit-plus,qwen-image-edit-max"
+    with _serving(["mock_server.cli", "serve", "--profile", "2025-12"], tmp_path / "server.log") as origin:
+        code, report, output = _run_suite(origin, tmp_path / "report", models)
+    assert report["meta"]["profile"] == "current"
+    assert code == pytest.ExitCode.TESTS_FAILED, output
+    assert report["meta"]["drift"] is True
+    found = {(v["model"], v["field"]) for v in report["violations"]}
+    print(f"\n2025-12 served, current checked: {sorted(found)}")
+
+    def requests_of(model: str, field: str) -> list[dict]:
+        return [v["request"] for v in report["violations"] if (v["model"], v["field"]) == (model, field)]
+
+    # qwen-image-edit-plus: size together with n > 1 was refused in 2025-12.
+    assert any((r.get("parameters") or {}).get("n", 1) > 1 and "size" in (r.get("parameters") or {})
+               for r in requests_of("qwen-image-edit-plus", "parameters.size")), sorted(found)
+    # qwen-image-edit-max did not exist: Model not exist.
+    assert requests_of("qwen-image-edit-max", "model"), sorted(found)
+    assert any("Model not exist" in json.dumps(v["actual"]) + v["message"] for v in report["violations"]
+               if (v["model"], v["field"]) == ("qwen-image-edit-max", "model"))
+    # qwen-image-plus: 1472*1104 is a current size (2025-12 had 1472*1140).
+    assert any((r.get("parameters") or {}).get("size") in ("1472*1104", "1104*1472")
+               for r in requests_of("qwen-image-plus", "parameters.size")), sorted(found)
