@@ -7,6 +7,7 @@ see settings.py and the README.
 from __future__ import annotations
 
 import json
+import os
 
 import dashscope_schemas as ds
 import pytest

@@ -37,22 +37,6 @@ MAX_EXAMPLES = "5"
 SUITE_TIMEOUT = 300
 # A defect is caught (and reported) by the first failing example; shrinking it to a minimal one
 # adds nothing here and costs up to 15 s a run, so the suite runs with DASHSCOPE_CONTRACT_SHRINK=0.
-import sys
-
-import pytest
-
-
-class NoShrinking:
-    @staticmethod
-    def pytest_configure(config):
-        from hypothesis import Phase, settings
-
-        settings.register_profile("contract-mutations", phases=(Phase.explicit, Phase.reuse, Phase.generate))
-        settings.load_profile("contract-mutations")
-
-
-sys.exit(pytest.main(sys.argv[1:], plugins=[NoShrinking()]))
-"""
 # Mutants whose defect no check of the suite catches: a gap in the suite, named here (and in the
 # report) rather than hidden by weakening the mutant. Empty: every defect is caught.
 GAPS: dict[str, str] = {}
