@@ -100,6 +100,15 @@ class ContractClient:
             time.sleep(wait)  # sleep-ok: pacing requests to a real server, not waiting for the fake
         self._last_sent[model] = time.monotonic()
 
+    def _nudge_own_tasks(self) -> None:
+        """Poll this key's unfinished tasks once: on a server whose tasks advance per poll (the
+        fake's poll timing), tasks nobody polls would hold the concurrency limit for ever."""
+        listing = self.send("GET", f"{self.target.base_url}/tasks", endpoint="task-list",
+                            params={"page_no": 1, "page_size": 100}, retry_throttled=False)
+        for task in (listing.json or {}).get("data") or [] if isinstance(listing.json, dict) else []:
+            if task.get("status") in ("PENDING", "RUNNING") and task.get("task_id"):
+                self.send("GET", f"{self.target.base_url}/tasks/{task['task_id']}", endpoint="task-query", retry_throttled=False)
+
     def _back_off(self, attempt: int) -> None:
         seconds = BACKOFF[min(attempt, len(BACKOFF) - 1)]
         if self.target.admin is not None:
@@ -131,6 +140,8 @@ class ContractClient:
             throttled = response.status_code == 429 and exchange.code == "Throttling.RateQuota"
             if not (throttled and retry_throttled) or attempt == len(BACKOFF):
                 return exchange
+            if endpoint in ("text2image", "image2image"):
+                self._nudge_own_tasks()
             self._back_off(attempt)
         return exchange
 

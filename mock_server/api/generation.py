@@ -29,11 +29,12 @@ async def multimodal_generation(request: Request) -> Response:
     key = authenticate(request)
     body = await json_body(request)
     generation = service.check("multimodal-generation", body, dict(request.headers), region_of(request))
+    # Limits first: a throttled request must not use up a one-shot scenario meant for a real one.
+    service.admit(key, generation)
     scenario = scenario_for(request, "multimodal-generation", key, model=generation.model.name, prompt=generation.orig_prompt)
     early = await request_effect(service, scenario)
     if early is not None:
         return early
-    service.admit(key, generation)
     request_id = new_request_id()
     stream = request.headers.get("x-dashscope-sse", "").lower() == "enable"
     try:
@@ -64,11 +65,11 @@ def image_synthesis(endpoint: str):
         key = authenticate(request)
         body = await json_body(request)
         generation = service.check(endpoint, body, dict(request.headers), region_of(request))
+        service.admit(key, generation)  # before the scenario, as above
         scenario = scenario_for(request, endpoint, key, model=generation.model.name, prompt=generation.orig_prompt)
         early = await request_effect(service, scenario)
         if early is not None:
             return early
-        service.admit(key, generation)
         task = service.create_task(key, generation, resolve_oss=_resolves_oss(request), scenario=scenario)
         # 200, never 201: the SDK treats anything but 200 as a failure.
         return reply({"request_id": new_request_id(), "output": {"task_id": task.task_id, "task_status": task.status}})

@@ -1,0 +1,424 @@
+"""The async task API as a state machine: Hypothesis creates, polls and cancels tasks, polls
+ids that do not exist or belong to another account, and (on a fake with the admin API) moves
+the clock, sometimes past the 24-hour lifetime, and plants one-shot failure and latency
+scenarios. Every answer goes through contract.verify, so each property appears in the drift
+report under its check's name:
+
+- valid_request_accepted: a valid, cheap creation request is accepted (a 429 that persists
+  through the client's back-off while the account runs as many tasks of the model as the docs
+  allow at once is not held against the target);
+- usage_agrees_with_results: every SUCCEEDED/FAILED poll has task_metrics, usage and results
+  that agree (and as many results as n asked for);
+- status_moves_forward (invariant, checked after every poll): each task's statuses, in the
+  order seen, only move PENDING -> RUNNING -> SUCCEEDED | FAILED (or PENDING -> CANCELED), and
+  terminal ones stick; an UNKNOWN before 24 h counts as a move, and fails;
+- cancel_only_pending: a cancel right after a poll succeeds if and only if that poll said PENDING;
+- expired_task_is_unknown (invariant, on a fake): a task polled 24 h or more (by the fake's
+  clock) after its creation answers UNKNOWN, without its data;
+- other_account_cannot_see: another account's key sees the task exactly as an unknown id, and
+  never lists it;
+- unknown_task_is_unknown: an id nobody issued answers 200 UNKNOWN.
+
+Each run ends (teardown) by checking all its tasks at once: another account sees none of them,
+and on a fake, once all have ended, two polls in a row agree, and a day later all are UNKNOWN;
+so those properties are checked in every run, not only when the drawn steps happen to reach them.
+
+Against a target without the admin API (the real service) the machine is tiny: two runs of a
+few steps, no clock or scenario rules, at most REAL_MAX_TASKS tasks and never past the budget.
+It never sleeps: on a fake, time is the fake's clock.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import pytest
+from hypothesis import HealthCheck, Phase, event, note, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import (
+    Bundle,
+    RuleBasedStateMachine,
+    initialize,
+    invariant,
+    multiple,
+    precondition,
+    rule,
+    run_state_machine_as_test,
+)
+
+from .checks import Expect
+from .client import BudgetExhausted
+from .exchange import Exchange
+from .flow import status_of
+from .requests import body_for, headers_for, oracle, sample_image
+
+TASK_TTL = 24 * 3600          # task ids live 24 hours [doc] [async]
+# The fake's clock is a float of epoch seconds: a sum of moves can land a rounding error either
+# side of an exact 24 h, so polls within this much of it prove nothing either way.
+EDGE = 0.01
+REAL_MAX_TASKS = 2            # at most this many tasks per test against a target without admin API
+FAKE_EXAMPLES, FAKE_STEPS = 10, 20
+REAL_EXAMPLES, REAL_STEPS = 2, 6   # the simplest run (create, then poll) and one drawn at random
+# The two async endpoints and the cheap model each takes.
+CHOICES = (("text2image", "qwen-image-plus"), ("image2image", "wan2.5-i2i-preview"))
+PROMPTS = ("a red kite over a green hill", "a lighthouse on a cliff at dusk, watercolour", "一只橘猫在窗台上")
+# Clock moves: mostly within and around the default phase lengths (1 s pending, 15 s running;
+# 50 s for wan2.5; the edges just either side, not on them, so a replay sees the same), one in
+# eight around or past the 24-hour lifetime (which ends every task).
+SHORT_MOVES = st.one_of(st.integers(0, 20), st.sampled_from([0.5, 1.5, 15.5, 16.5, 50.5, 51.5]), st.integers(0, 120))
+# How old a task is when cancelled (if it is not older already): on the fake's default timing,
+# PENDING (0, 0.5), RUNNING (1.5 to 15.5; to 50.5 for wan2.5), or ended.
+CANCEL_AGES = st.one_of(st.just(0), st.sampled_from([0.5, 1.5, 8, 15.5, 16.5, 50.5, 51.5]), st.integers(0, 60))
+LONG_MOVES = st.one_of(st.sampled_from([TASK_TTL - 1, TASK_TTL + 1]),
+                       st.floats(TASK_TTL - 60, 2 * TASK_TTL, allow_nan=False, allow_infinity=False))
+CLOCK_MOVES = st.integers(0, 7).flatmap(lambda k: LONG_MOVES if k == 7 else SHORT_MOVES)
+# Scenario effects: bounded latency, so that a task still ends within the client's 429
+# back-off (108 s of clock) when the model's concurrent-task limit is full.
+EFFECTS = st.one_of(
+    st.just({"type": "task_failed"}),
+    st.builds(lambda k: {"type": "partial_failure", "failed": k}, st.integers(1, 4)),
+    st.builds(lambda p, r: {"type": "latency", "pending_seconds": p, "running_seconds": r},
+              st.integers(0, 20), st.integers(0, 30)),
+)
+# Longer than any task lives on the fake's default timing (51 s for wan2.5) plus the largest
+# latency scenario above (50 s).
+ALL_ENDED = 300
+CHOICE, N, PROMPT = st.integers(0, 1), st.integers(1, 4), st.sampled_from(PROMPTS)
+IMAGE = st.sampled_from([(640, 480), (480, 640), (512, 512)])
+
+
+def async_choices(contract) -> list[tuple[str, str]]:
+    """(endpoint, model) of CHOICES that the profile, the region and DASHSCOPE_CONTRACT_MODELS allow."""
+    catalog, region, only = contract.catalog, contract.target.region, contract.settings.models
+    return [(endpoint, name) for endpoint, name in CHOICES
+            if endpoint in catalog.endpoints and catalog.model(name) is not None and (not only or name in only)
+            and endpoint in catalog.model(name).endpoints and region in catalog.model(name).regions]
+
+
+@dataclass
+class Tracked:
+    """A task this run created, and what the run has seen of it."""
+
+    task_id: str
+    endpoint: str
+    model: str
+    expect: Expect
+    created_after: float | None     # the fake's clock just before / just after the creation answer
+    created_before: float | None
+    history: list[str] = field(default_factory=list)   # statuses seen, in order (creation answer first)
+    last: Exchange | None = None    # the answer that last added to the history
+    unchecked: bool = False         # the history grew since status_moves_forward last saw it
+    expired: bool = False           # verified UNKNOWN at least 24 h after creation
+    scenario: str | None = None     # the effect planted for the request that created it, if any
+
+    def __repr__(self) -> str:      # short, for Hypothesis's printout of the failing steps
+        return f"<task {self.task_id} {self.model} {'/'.join(self.history)}>"
+
+
+class TaskMachine(RuleBasedStateMachine):
+    tasks = Bundle("tasks")
+
+    def __init__(self, contract, shared: dict):
+        super().__init__()
+        self.contract, self.client, self.shared = contract, contract.client, shared
+        self.admin = contract.target.admin
+        self.other_key = contract.target.other_account_key
+        self.choices = async_choices(contract)
+        self.known: list[Tracked] = []
+        self.scenarios: dict[str, str] = {}     # scenario id -> endpoint, live until a creation there takes it
+        self.exhausted = False
+        self.failed = False
+
+    # --- helpers ---------------------------------------------------------------------------
+
+    def verify(self, exchange, *names, **kwargs) -> None:
+        """contract.verify, remembering a failure (so that teardown does not bury it)."""
+        try:
+            self.contract.verify(exchange, *names, **kwargs)
+        except AssertionError:
+            self.failed = True
+            raise
+
+    def now(self) -> float | None:
+        return self.admin.now() if self.admin is not None else None
+
+    def active(self, model: str) -> list[Tracked]:
+        """This run's tasks of the model that were PENDING or RUNNING when last seen."""
+        return [t for t in self.known if t.model == model and not t.expired and t.history[-1] in ("PENDING", "RUNNING")]
+
+    def running_on_server(self, model: str) -> int:
+        """How many tasks of the model the account has PENDING or RUNNING, by the task list."""
+        count = 0
+        for status in ("PENDING", "RUNNING"):
+            answer = self.client.list_tasks({"page_no": 1, "page_size": 10, "model_name": model, "status": status})
+            self.verify(answer)
+            total = (answer.json or {}).get("total") if answer.status == 200 else None
+            count += total if isinstance(total, int) else 0
+        return count
+
+    def poll(self, task: Tracked) -> tuple[Exchange, str | None]:
+        """GET the task, verify the answer, and add what it shows to the task's history."""
+        before = self.now()
+        answer = self.client.get_task(task.task_id)
+        after = self.now()
+        answer.model = task.model
+        status = status_of(answer)
+        note(f"poll {task.task_id}: HTTP {answer.status} {status}")
+        if self.admin is not None and before - task.created_before >= TASK_TTL + EDGE:
+            # At least 24 h after creation even if it was submitted at the last moment.
+            self.verify(answer, "expired_task_is_unknown")
+            task.expired = True
+            event("poll: expired")
+            return answer, status
+        # Without the admin API a run never lasts 24 h; on a fake the poll may straddle the
+        # 24-hour mark when the client's 429 back-off moved the clock: then it says nothing.
+        alive = self.admin is None or after - task.created_after < TASK_TTL - EDGE
+        event(f"poll: {status}")
+        self.verify(answer, "usage_agrees_with_results", expect=task.expect)
+        if alive and answer.status == 200 and status:
+            task.history.append(status)
+            task.last, task.unchecked = answer, True
+            # At once, not only after the step: a cancel that follows this poll relies on it.
+            self.statuses_move_forward()
+        return answer, status
+
+    # --- rules -----------------------------------------------------------------------------
+
+    def can_create(self) -> bool:
+        if self.exhausted or not self.choices:
+            return False
+        return self.admin is not None or self.shared["created"] < REAL_MAX_TASKS
+
+    @initialize(target=tasks, choice=CHOICE, n=N, prompt=PROMPT, image=IMAGE, effect=st.none() | EFFECTS)
+    def first_task(self, choice, n, prompt, image, effect):
+        """Every run starts with a task (on a fake often with a scenario), so that no run is
+        spent on unknown ids alone and FAILED and partly failed tasks turn up in a few runs."""
+        if not self.can_create():
+            return multiple()
+        if effect is not None and self.admin is not None:
+            self.plant_scenario(choice, effect)
+        return self.create_task(choice, n, prompt, image)
+
+    @precondition(lambda self: self.can_create())
+    @rule(target=tasks, choice=CHOICE, n=N, prompt=PROMPT, image=IMAGE, cancel_at=st.none() | CANCEL_AGES)
+    def create(self, choice, n, prompt, image, cancel_at):
+        """Create a task; sometimes change one's mind, at once or (on a fake) when it is
+        `cancel_at` seconds old: the sure way to cancel tasks still PENDING or RUNNING, with the
+        clock moving through the other steps and the client's 429 back-off."""
+        task = self.create_task(choice, n, prompt, image)
+        if cancel_at is not None and isinstance(task, Tracked):
+            self.cancel_at_age(task, cancel_at)
+        return task
+
+    def create_task(self, choice, n, prompt, image):
+        endpoint, name = self.choices[choice % len(self.choices)]
+        model = self.contract.catalog.model(name)
+        cheap = self.contract.target.real
+        n = model.n["min"] if cheap else max(model.n["min"], min(n, model.n["max"]))
+        images = [sample_image(*image)] * model.input_images["min"]
+        body = body_for(endpoint, name, prompt, images, {"n": n})
+        headers = headers_for(self.contract.catalog, endpoint)
+        expect = oracle(self.contract.catalog, endpoint, body, headers, self.contract.target.region)
+        assert expect.accepted, f"the machine built an invalid {endpoint} request: {expect.rule} {expect.why}"
+        limit = model.rate_limit.get("concurrent_tasks")
+        if limit and len(self.active(name)) >= limit:
+            for task in self.active(name):
+                self.poll(task)
+            if len(self.active(name)) >= limit:
+                note(f"{name}: {limit} tasks of this run still running, the most the docs allow at once")
+                return multiple()
+        after = self.now()
+        try:
+            answer = self.client.generate(endpoint, body, headers=headers, spend=expect.images or n)
+        except BudgetExhausted as exhausted:
+            note(f"budget: {exhausted}; no more tasks")
+            self.exhausted = self.shared["exhausted"] = True
+            return multiple()
+        before = self.now()
+        self.shared["created"] += 1
+        if answer.status == 429 and limit and self.running_on_server(name) >= limit:
+            # Still throttled after the client's back-off, with as many tasks of the model
+            # running in the account (other tests', other clients') as the docs allow: right.
+            note(f"{name}: 429 with {limit} or more tasks running in the account")
+            self.verify(answer)
+            return multiple()
+        self.verify(answer, "valid_request_accepted", expect=expect)
+        output = (answer.json or {}).get("output") or {}
+        if answer.status != 200 or not output.get("task_id"):
+            return multiple()
+        planted = [sid for sid, where in self.scenarios.items() if where == endpoint]
+        task = Tracked(output["task_id"], endpoint, name, expect, after, before, history=[output.get("task_status") or "PENDING"])
+        if planted:
+            # One-shot: the first creation on that endpoint took it (or a throttled try did).
+            task.scenario = self.scenarios.pop(planted[0])
+        task.last, task.unchecked = answer, True
+        self.known.append(task)
+        event(f"created: {endpoint}")
+        return task
+
+    # Hypothesis tries the simplest run first: the first rule (by number of arguments, then
+    # name) over and over. poll_task comes first where there is no admin API, so that the one
+    # cheap run against a real service follows its task like a client instead of polling
+    # made-up ids; hence also time_passes, not advance_clock.
+
+    @rule(task=tasks)
+    def poll_task(self, task):
+        self.poll(task)
+
+    @precondition(lambda self: self.admin is not None)
+    @rule(task=tasks, wait=SHORT_MOVES, times=st.integers(1, 3))
+    def poll_later(self, task, wait, times):
+        """Let `wait` seconds pass, then poll `times` times in a row (as a client polls every
+        so often): a status that flickers shows up between two close polls."""
+        self.admin.advance(wait)
+        for _ in range(times):
+            self.poll(task)
+
+    @rule(task=tasks, age=CANCEL_AGES)
+    def cancel(self, task, age):
+        """Poll the task and cancel it (the status before the cancel is known only from a poll
+        right before it); on a fake first let the task grow `age` seconds old, if younger, so
+        that PENDING, RUNNING and ended tasks all get cancelled."""
+        self.cancel_at_age(task, age)
+
+    def cancel_at_age(self, task: Tracked, age: float) -> None:
+        if self.admin is not None:
+            grown = self.admin.now() - task.created_before
+            if grown < age:
+                self.admin.advance(age - grown)
+        self.poll_and_cancel(task)
+
+    def poll_and_cancel(self, task: Tracked) -> None:
+        _, was = self.poll(task)
+        if task.expired or was in (None, "UNKNOWN"):
+            answer = self.client.cancel_task(task.task_id)
+            answer.model = task.model
+            self.verify(answer)  # what a cancel of an unknown id answers is not documented
+            return
+        polled_at = self.now()
+        answer = self.client.cancel_task(task.task_id)
+        answer.model = task.model
+        moved = self.admin is None or self.now() != polled_at
+        if was == "PENDING" and answer.status != 200 and moved:
+            # Time passed between poll and cancel (real time, or the client's 429 back-off on
+            # the fake's clock): if the task has moved on since, a refusal was right.
+            _, now_is = self.poll(task)
+            if now_is not in (None, "PENDING", "UNKNOWN"):
+                was = now_is
+        event(f"cancel: {was} -> {answer.status}")
+        self.verify(answer, "cancel_only_pending", status_before_cancel=was)
+        if answer.status == 200:
+            task.history.append("CANCELED")   # a cancel that succeeded leaves the task CANCELED
+            task.last, task.unchecked = answer, True
+
+    @rule(task_id=st.uuids().map(str))
+    def poll_unknown(self, task_id):
+        answer = self.client.get_task(task_id)
+        self.verify(answer, "unknown_task_is_unknown")
+
+    @precondition(lambda self: self.other_key is not None)
+    @rule(task=tasks, listing=st.booleans())
+    def other_account_looks(self, task, listing):
+        """Another account of the same region polls the task, or lists its own tasks."""
+        if listing:
+            self.other_account_lists()
+        else:
+            self.other_account_polls(task)
+
+    def other_account_polls(self, task: Tracked) -> None:
+        answer = self.client.get_task(task.task_id, key=self.other_key)
+        answer.model = task.model
+        self.verify(answer, "other_account_cannot_see")
+
+    def other_account_lists(self) -> None:
+        answer = self.client.list_tasks({"page_no": 1, "page_size": 100}, key=self.other_key)
+        self.verify(answer, "other_account_cannot_see", foreign_ids=[t.task_id for t in self.known])
+
+    @precondition(lambda self: self.admin is not None)
+    @rule(seconds=CLOCK_MOVES)
+    def time_passes(self, seconds):
+        """The fake's clock moves on, sometimes past the tasks' 24 hours."""
+        self.admin.advance(seconds)
+        event("clock: past 24 h" if seconds >= TASK_TTL else "clock: moved")
+
+    @precondition(lambda self: self.admin is not None and self.choices and len(self.scenarios) < 2)
+    @rule(choice=st.integers(0, 1), effect=EFFECTS)
+    def plant_scenario(self, choice, effect):
+        endpoint, name = self.choices[choice % len(self.choices)]
+        added = self.admin.add_scenario({"match": {"endpoint": endpoint, "model": name}, "effect": effect, "times": 1})
+        self.scenarios[added["id"]] = endpoint
+        self.shared["planted"].append(added["id"])
+        event(f"scenario: {effect['type']}")
+
+    # --- invariants ------------------------------------------------------------------------
+
+    @invariant()
+    def statuses_move_forward(self):
+        for task in self.known:
+            if task.unchecked:
+                task.unchecked = False
+                self.verify(task.last, "status_moves_forward", always=False, statuses=list(task.history))
+
+    @invariant()
+    def expired_tasks_are_unknown(self):
+        if self.admin is None or all(t.expired for t in self.known):
+            return
+        now = self.admin.now()
+        for task in self.known:
+            if not task.expired and now - task.created_before >= TASK_TTL + EDGE:
+                self.poll(task)  # verifies expired_task_is_unknown
+
+    def teardown(self):
+        """End of a run, on every task of it: another account sees none of them; on a fake,
+        once every one has ended, two polls in a row agree (terminal states stick), and a day
+        later each answers UNKNOWN (which also frees the model's concurrent-task slots for the
+        next run). Skipped after a failure, so as not to bury it."""
+        try:
+            if self.known and not self.failed:
+                if self.other_key is not None:
+                    for task in self.known:
+                        self.other_account_polls(task)
+                    self.other_account_lists()
+                if self.admin is not None:
+                    self.admin.advance(ALL_ENDED)
+                    for task in self.known:
+                        if not task.expired:
+                            self.poll(task)
+                            self.poll(task)
+        finally:
+            if self.admin is not None:
+                for scenario_id in self.shared["planted"]:
+                    self.admin.remove_scenario(scenario_id)
+                self.shared["planted"].clear()
+                if self.known:
+                    self.admin.advance(TASK_TTL + 1)
+        if self.admin is not None and not self.failed:
+            for task in self.known:
+                if not task.expired:
+                    self.poll(task)  # verifies expired_task_is_unknown
+
+
+def test_task_state_machine(contract):
+    if not async_choices(contract):
+        pytest.skip(f"none of {', '.join(m for _, m in CHOICES)} is served here (profile, region, models)")
+    shared = {"created": 0, "planted": [], "exhausted": False}
+    fake = contract.target.admin is not None
+    run_settings = settings(
+        max_examples=min(contract.settings.max_examples, FAKE_EXAMPLES if fake else REAL_EXAMPLES),
+        stateful_step_count=FAKE_STEPS if fake else REAL_STEPS,
+        deadline=None, database=None,
+        # No shrinking: each replay costs dozens of requests (against a real service, real time
+        # and money), and against a broken fake Hypothesis was seen shrinking for its full five
+        # minutes. The failing run's steps are printed as found; the report names the check and
+        # the request that showed it.
+        phases=(Phase.explicit, Phase.reuse, Phase.generate),
+        suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+    )
+    try:
+        run_state_machine_as_test(lambda: TaskMachine(contract, shared), settings=run_settings)
+    finally:
+        if fake:
+            for scenario_id in shared["planted"]:  # a run that failed mid-way
+                contract.target.admin.remove_scenario(scenario_id)
+    if shared["exhausted"] and not shared["created"]:
+        pytest.skip("budget: not one task could be created (only unknown ids were polled)")
