@@ -171,7 +171,9 @@ def test_recheck_flags_a_valid_request_refused_and_a_broken_answer(current):
         "request_id": "r", "code": "InvalidParameter", "message": "parameters.size: nope"}})
     broken = Exchange.from_record({**valid.to_record([]), "response_body": {"output": {}, "request_id": 5}})
     reporter = recheck([refused, broken], "current")
-    assert {f.check for f in reporter.findings.values()} == {"valid_request_accepted", "response_schema_conformance"}
+    # A 200 without usage breaks the schema and hides the images' size.
+    assert {f.check for f in reporter.findings.values()} == {"valid_request_accepted", "response_schema_conformance",
+                                                             "image_size_obeys_rules"}
 
 
 def test_recheck_region_comes_from_the_url(current):
