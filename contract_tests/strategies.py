@@ -79,18 +79,9 @@ def valid_request(draw, profile: str, models: tuple[str, ...], region: str, chea
     images = [sample_image(*draw(st.sampled_from(IMAGE_SIZES))) for _ in range(count)]
     body = body_for(endpoint, name, prompt, images, parameters)
     for rule in model.cross_rules:  # e.g. 2025-12: size only with n = 1 (catalog data, not code)
-        if _get(body, rule["if_present"]) is not None:
+        if ds.get_path(body, rule["if_present"]) is not None:
             _set(body, rule["require"]["path"], rule["require"]["equals"])
     return endpoint, body, headers_for(catalog, endpoint)
-
-
-def _get(body: dict, dotted: str):
-    node = body
-    for part in dotted.split("."):
-        if not isinstance(node, dict) or part not in node:
-            return None
-        node = node[part]
-    return node
 
 
 def _set(body: dict, dotted: str, value) -> None:

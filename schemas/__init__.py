@@ -18,12 +18,12 @@ from ._loader import (
     schema_names,
 )
 from .catalog import Catalog, Model, load_catalog
-from .rules import GenerationRequest, InputImage, Verdict, Violation, check_request
+from .rules import GenerationRequest, InputImage, Verdict, Violation, check_request, get_path
 from .sizes import format_size, output_size, parse_size, size_violation
 from .validation import ValidationIssue, is_valid, validate
 
 __all__ = [
     "DEFAULT_PROFILE", "Catalog", "GenerationRequest", "InputImage", "Model", "ValidationIssue", "Verdict",
-    "Violation", "check_request", "format_size", "is_valid", "load_catalog", "load_schema", "merge_patch", "output_size",
+    "Violation", "check_request", "format_size", "get_path", "is_valid", "load_catalog", "load_schema", "merge_patch", "output_size",
     "parse_size", "profile_info", "profile_names", "schema_names", "size_violation", "validate",
 ]

@@ -93,7 +93,8 @@ class _Context:
         return Violation(rule, path, reason, error, wire["status"], wire["code"], message)
 
 
-def _get(body: Any, dotted: str) -> Any:
+def get_path(body: Any, dotted: str) -> Any:
+    """The value at a dotted path ("parameters.size") of a request body, or None."""
     node = body
     for part in dotted.split("."):
         if not isinstance(node, dict) or part not in node:
@@ -112,9 +113,9 @@ def _texts_and_images(ctx: _Context) -> tuple[Any, Any, list[Any]]:
     else:
         prompt = body["input"]["prompt"]
         images = list(body["input"].get("images") or [])
-    negative = _get(body, ctx.endpoint["negative_prompt_path"])
+    negative = get_path(body, ctx.endpoint["negative_prompt_path"])
     if negative is None:
-        negative = _get(body, "parameters.negative_prompt")
+        negative = get_path(body, "parameters.negative_prompt")
     return prompt, negative, images
 
 
@@ -181,9 +182,9 @@ def check_model_rules(ctx: _Context) -> list[Violation]:
         found.extend(_check_image_ref(ctx, index, ref, limits))
 
     for rule in model.cross_rules:
-        if _get(body, rule["if_present"]) is not None:
+        if get_path(body, rule["if_present"]) is not None:
             required = rule["require"]
-            value = _get(body, required["path"])
+            value = get_path(body, required["path"])
             if value is None and required.get("default_from") == "n":
                 value = model.default_n
             if value != required["equals"]:
