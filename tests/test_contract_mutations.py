@@ -85,7 +85,7 @@ def _serving(args: list[str], log_path: Path):
         log.close()
 
 
-def _run_suite(origin: str, report_dir: Path, models: str) -> tuple[int, dict, str]:
+def _run_suite(origin: str, report_dir: Path, models: str, extra_env: dict[str, str] | None = None) -> tuple[int, dict, str]:
     """The whole contract suite against `origin` (current profile): exit code, report.json, output."""
     env = {k: v for k, v in os.environ.items()
            if not k.startswith("DASHSCOPE_CONTRACT_") and k not in ("DASHSCOPE_HTTP_BASE_URL", "DASHSCOPE_API_KEY")}
@@ -96,6 +96,7 @@ def _run_suite(origin: str, report_dir: Path, models: str) -> tuple[int, dict, s
         "DASHSCOPE_CONTRACT_MODELS": models,
         "DASHSCOPE_CONTRACT_MAX_EXAMPLES": MAX_EXAMPLES,
         "DASHSCOPE_CONTRACT_SHRINK": "0",
+        **(extra_env or {}),
     })
     done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "contract_tests"],
                           cwd=REPO, env=env, capture_output=True, text=True, timeout=SUITE_TIMEOUT, stdin=subprocess.DEVNULL)
@@ -172,3 +173,18 @@ def test_an_older_profile_fails_the_current_contract(tmp_path):
     # qwen-image-plus: 1472*1104 is a current size (2025-12 had 1472*1140).
     assert any((r.get("parameters") or {}).get("size") in ("1472*1104", "1104*1472")
                for r in requests_of("qwen-image-plus", "parameters.size")), sorted(found)
+
+
+def test_keys_never_appear_in_output_reports_or_recordings(tmp_path):
+    """A failing run (so that curl commands, answers and Hypothesis draws are printed) with a
+    recording: neither of the keys the suite used appears anywhere it wrote."""
+    with _serving(["contract_tests.mutants", "wrong-status"], tmp_path / "server.log") as origin:
+        code, report, output = _run_suite(origin, tmp_path / "report", "qwen-image-plus",
+                                          {"DASHSCOPE_CONTRACT_RECORD": str(tmp_path / "recording")})
+    assert code == pytest.ExitCode.TESTS_FAILED and report["violations"]
+    written = [output, *(p.read_text(errors="replace") for p in (tmp_path / "report").iterdir()),
+               (tmp_path / "recording" / "cassette.jsonl").read_text()]
+    other_account = "sk-demobbj1-0000000000000000"  # found through the admin API for the isolation checks
+    for text in written:
+        assert KEY not in text and other_account not in text
+    assert "sk-***" in written[-1] and "$DASHSCOPE_API_KEY" in "".join(written[1:3])
