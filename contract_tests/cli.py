@@ -117,7 +117,11 @@ def main(argv: list[str] | None = None) -> int:
                 return 0
         import pytest
 
-        return int(pytest.main(["-p", "no:cacheprovider", "-q", "--pyargs", "contract_tests", *args.pytest_args]))
+        # The installed suite by its absolute directory, whatever directory this runs in: pytest
+        # loads conftests from its arguments as paths before resolving --pyargs, so in a checkout
+        # "contract_tests" would name the working tree's copy next to the installed one.
+        suite = str(Path(__file__).resolve().parent)
+        return int(pytest.main(["-p", "no:cacheprovider", "-q", "--rootdir", suite, "-c", os.devnull, suite, *args.pytest_args]))
     if args.command == "recheck":
         from . import cassette
 
