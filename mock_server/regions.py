@@ -5,8 +5,8 @@
                                                           e.g. through a proxy or /etc/hosts)
     http://127.0.0.1:8089/api/v1/...                  -> the default region (cn-beijing)
 
-A pure ASGI middleware: it records the region in scope["state"] and strips the prefix, so
-the routes below know only /api/v1/... .
+A pure ASGI middleware: it records the region in scope["state"] and strips the prefix (and a
+trailing slash), so the routes below know only /api/v1/... .
 """
 
 from __future__ import annotations
@@ -38,5 +38,10 @@ class RegionRouter:
             else:
                 host = dict(scope.get("headers") or []).get(b"host", b"").decode("latin-1").split(":")[0].lower()
                 state["region"] = self.by_host.get(host, self.default_region)
+            if len(scope["path"]) > 1 and scope["path"].endswith("/"):
+                # The SDK's asyncio client asks for /tasks/{id}/. Serve it in place: Starlette's
+                # slash redirect would point at the stripped path and so lose the region.
+                scope["path"] = scope["path"].rstrip("/") or "/"
+                scope["raw_path"] = scope["path"].encode("utf-8")
             scope["state"] = state
         await self.app(scope, receive, send)

@@ -441,3 +441,12 @@ def test_error_messages_do_not_quote_large_inputs_back(client):
     body = edit_body(images=(big, big, big, big))  # one image too many: "[...] is too long"
     error = assert_error(client.post(API + PATHS["multimodal-generation"], json=body, headers=auth()), 400, "InvalidParameter")
     assert len(error["message"]) < 400 and "input.messages[0].content" in error["message"]
+
+
+def test_trailing_slashes_are_served_in_place_not_redirected(client):
+    """The SDK's asyncio client asks for /tasks/{id}/; a redirect would lose the region prefix."""
+    sg = demo_key(region="ap-southeast-1")
+    task_id = create(client, t2i_body(), key=sg, region="ap-southeast-1")
+    response = client.get(f"/ap-southeast-1/api/v1/tasks/{task_id}/", headers=auth(sg))
+    assert response.status_code == 200 and response.json()["output"]["task_status"] == "PENDING"
+    assert client.get("/ap-southeast-1/api/v1/tasks/", headers=auth(sg)).status_code == 200

@@ -383,3 +383,38 @@ def test_other_regions_work_the_same(live, sdk, virtual_sleep, region):
     assert (refused.status_code, refused.code) == (401, "InvalidApiKey")
     sdk("cn-beijing")
     assert ImageSynthesis.fetch(done.output.task_id, api_key=KEY_A).output.task_status == "UNKNOWN"
+
+
+# The SDK's asyncio clients (aiohttp) leave a client session for the garbage collector; that
+# ResourceWarning is the SDK's, not the fake's.
+@pytest.mark.filterwarnings("ignore::ResourceWarning", "ignore::pytest.PytestUnraisableExceptionWarning")
+def test_asyncio_clients_in_another_region(live, sdk):
+    """AioImageSynthesis / AioMultiModalConversation against Singapore: they ask for
+    /tasks/{id}/ with a trailing slash, which must stay in the region it was sent to."""
+    import asyncio
+
+    from dashscope.aigc.image_synthesis import AioImageSynthesis
+    from dashscope.aigc.multimodal_conversation import AioMultiModalConversation
+
+    sdk("ap-southeast-1")
+    key = KEY_A_SG
+    freeze(live)
+
+    async def flow():
+        edited = await AioMultiModalConversation.call(api_key=key, model="qwen-image-edit-plus", n=2, size="1033*1032",
+                                                      messages=[{"role": "user", "content": [{"image": PORTRAIT_URL}, {"text": EDIT_PROMPT}]}])
+        created = await AioImageSynthesis.async_call(api_key=key, model="qwen-image-plus", prompt=PROMPT, size="1328*1328")
+        cancelled_task = await AioImageSynthesis.async_call(api_key=key, model="qwen-image-plus", prompt=PROMPT)
+        cancelled = await AioImageSynthesis.cancel(cancelled_task, api_key=key)
+        live.service.clock.advance(60)
+        fetched = await AioImageSynthesis.fetch(created, api_key=key)
+        listed = await AioImageSynthesis.list(api_key=key, page_size=10)
+        return edited, created, cancelled, fetched, listed
+
+    edited, created, cancelled, fetched, listed = asyncio.run(flow())
+    assert (edited.status_code, edited.usage["width"], edited.usage["height"], edited.usage["image_count"]) == (200, 1040, 1024, 2)
+    assert (created.status_code, created.output.task_status) == (200, "PENDING")
+    assert cancelled.status_code == 200
+    assert (fetched.status_code, fetched.output.task_status, fetched.usage.image_count) == (200, "SUCCEEDED", 1)
+    assert png_size(fetched.output.results[0].url) == (1328, 1328)
+    assert listed.status_code == 200 and listed.output["total"] == 2
