@@ -70,13 +70,13 @@ def plan() -> int:
     from .cases import catalog_cases
     from .client import Budget
     from .exchange import Exchange
-    from .settings import Settings, region_of_base_url
+    from .settings import Settings
 
     settings = Settings.from_env()
     catalog = ds.load_catalog(settings.profile)
     base = settings.base_url or "http://127.0.0.1:PORT/cn-beijing/api/v1 (the embedded fake)"
-    region = settings.region or (region_of_base_url(settings.base_url, catalog)[0] if settings.base_url else None) or "cn-beijing"
-    real = settings.base_url is not None and ".aliyuncs.com" in settings.base_url
+    region = settings.case_region(catalog)
+    real = settings.points_at_real_service
     models = list(settings.models) or sorted(catalog.models)
     cases = catalog_cases(catalog, models, region, cheap=real, has_other_region_key=bool(settings.other_region_key) or not real)
     budget = Budget(None, None, region, catalog)

@@ -11,6 +11,7 @@ from urllib.parse import urlsplit
 import dashscope_schemas as ds
 
 ENV = "DASHSCOPE_CONTRACT_"
+REAL_HOST_SUFFIX = ".aliyuncs.com"
 
 
 def _env(name: str, default: str | None = None) -> str | None:
@@ -39,6 +40,16 @@ class Settings:
     @property
     def embedded(self) -> bool:
         return self.base_url is None
+
+    @property
+    def points_at_real_service(self) -> bool:
+        """The base URL is one of the real service's domains: plan and choose as if billed."""
+        return self.base_url is not None and (urlsplit(self.base_url).hostname or "").endswith(REAL_HOST_SUFFIX)
+
+    def case_region(self, catalog: ds.Catalog) -> str:
+        """The region the catalog cases are built for, before the target itself is probed."""
+        inferred = region_of_base_url(self.base_url, catalog)[0] if self.base_url else None
+        return self.region or inferred or "cn-beijing"
 
     @classmethod
     def from_env(cls) -> "Settings":

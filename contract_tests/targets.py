@@ -12,14 +12,11 @@ import subprocess
 import sys
 import threading
 from dataclasses import dataclass
-from urllib.parse import urlsplit
 
 import dashscope_schemas as ds
 import httpx
 
 from .settings import Settings, region_of_base_url
-
-REAL_HOST_SUFFIX = ".aliyuncs.com"
 
 
 class Admin:
@@ -152,8 +149,7 @@ def resolve(settings: Settings, embedded: EmbeddedFake | None) -> Target:
                 other_region = (region_base, elsewhere["key"])
     if settings.other_region_key and other_region is None:
         other_region = (base_url, settings.other_region_key)  # a foreign key against our own region
-    real = admin is None and (urlsplit(base_url).hostname or "").endswith(REAL_HOST_SUFFIX)
     return Target(base_url=base_url, api_key=api_key, region=region, origin=origin, admin=admin,
-                  other_account_key=other_account, other_region=other_region, real=real or (admin is None),
+                  other_account_key=other_account, other_region=other_region, real=admin is None,
                   description=description + (" (admin API found)" if admin else " (no admin API: real waiting)"))
 

@@ -18,13 +18,8 @@ def _cases():
 
     catalog = ds.load_catalog(_SETTINGS.profile)
     models = list(_SETTINGS.models) or sorted(catalog.models)
-    cheap = _SETTINGS.base_url is not None and ".aliyuncs.com" in _SETTINGS.base_url
-    region = _SETTINGS.region or "cn-beijing"
-    if _SETTINGS.base_url:
-        from .settings import region_of_base_url
-
-        region = _SETTINGS.region or region_of_base_url(_SETTINGS.base_url, catalog)[0] or region
-    return catalog_cases(catalog, models, region, cheap=cheap, has_other_region_key=True)
+    return catalog_cases(catalog, models, _SETTINGS.case_region(catalog), cheap=_SETTINGS.points_at_real_service,
+                         has_other_region_key=True)
 
 
 CASES = _cases()
