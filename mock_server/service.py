@@ -32,6 +32,9 @@ from .uploads import UPLOAD_TTL_SECONDS, Uploader, UploadRecord, UploadRejected
 # every example of the pages (no zone is written).
 SERVICE_TZ = timezone(timedelta(hours=8))
 RESULT_PREFIX = "results/"
+# The error (a key of error-codes.json) each failing scenario effect answers with unless it names one.
+FAILURE_DEFAULTS = {"task_failed": "internal_error", "partial_failure": "internal_timeout",
+                    "output_moderation": "data_inspection_failed"}
 _EXTEND_SUFFIX = ". Rendered with rich detail, balanced composition and natural light."
 
 
@@ -138,14 +141,10 @@ class FakeDashScope:
         effect = scenario.effect if scenario else {}
         kind = effect.get("type")
         if kind == "partial_failure":
-            code, message = self._error_of(effect, "internal_timeout")
+            code, message = self._error_of(effect, FAILURE_DEFAULTS[kind])
             for index in range(max(0, len(outcomes) - effect.get("failed", 1)), len(outcomes)):
                 outcomes[index] = ImageOutcome(None, code, message)
-        failure = None
-        if kind == "task_failed":
-            failure = self._error_of(effect, "internal_error")
-        elif kind == "output_moderation":
-            failure = self._error_of({}, "data_inspection_failed")
+        failure = self._error_of(effect, FAILURE_DEFAULTS[kind]) if kind in ("task_failed", "output_moderation") else None
         return tuple(outcomes), failure
 
     def _error_of(self, effect: dict[str, Any], default: str) -> tuple[str, str]:
@@ -197,9 +196,7 @@ class FakeDashScope:
         outcomes, failure = self._outcomes(image_ids, scenario)
         if failure is not None or not any(o.ok for o in outcomes):
             effect = scenario.effect if scenario else {}
-            default = "data_inspection_failed" if effect.get("type") == "output_moderation" else (
-                "internal_timeout" if effect.get("type") == "partial_failure" else "internal_error")
-            raise self.error_for({k: v for k, v in effect.items() if k != "failed"}, default, 500)
+            raise self.error_for(effect, FAILURE_DEFAULTS.get(effect.get("type"), "internal_error"), 500)
         made = tuple(o.image_id for o in outcomes if o.ok and o.image_id)
         self._charge(key, request.model, len(made))
         return SyncResult(made, width, height)
