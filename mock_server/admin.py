@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import json
-import math
+from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from .api.http import fake, public_base_url
+from . import housekeeping, parse
+from .api.http import fake, public_base_url, read_body
 from .errors import DashScopeError
 from .scenarios import ScenarioError
 
@@ -27,14 +27,17 @@ async def clock(request: Request) -> JSONResponse:
 
 
 async def advance_clock(request: Request) -> JSONResponse:
-    try:
-        body = json.loads(await request.body() or b"{}")
-        seconds = body["seconds"] if isinstance(body, dict) else None
-    except (ValueError, KeyError):
-        seconds = None
-    if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not math.isfinite(seconds) or seconds < 0:
+    body = await _json(request)
+    seconds = body.get("seconds") if isinstance(body, dict) else None
+    if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or seconds < 0:
         raise DashScopeError(400, "InvalidParameter", 'body must be {"seconds": N} with N a finite number >= 0')
-    fake(request).clock.advance(seconds)
+    service = fake(request)
+    try:
+        service.clock.advance(seconds)
+    except ValueError as exc:  # past the clock's bound: refused, the clock unchanged
+        raise DashScopeError(400, "InvalidParameter", f"seconds: {exc}") from None
+    # What the jump expired or finished is swept now, in batches that let other requests in.
+    await housekeeping.sweep_all(service)
     return JSONResponse(_clock_state(request))
 
 
@@ -59,11 +62,16 @@ async def keys(request: Request) -> JSONResponse:
                                   for k in fake(request).keys.all()]})
 
 
-async def _json(request: Request):
+ADMIN_BODY_LIMIT = 1024 * 1024
+
+
+async def _json(request: Request) -> Any:
+    """An admin body through the same reader and parser as the API's (an empty body is {})."""
+    raw = await read_body(request, ADMIN_BODY_LIMIT, fake(request).config.read_timeout)
     try:
-        return json.loads(await request.body())
-    except ValueError:
-        raise DashScopeError(400, "InvalidParameter", "body: not valid JSON") from None
+        return parse.json_document(raw) if raw.strip() else {}
+    except parse.BadInput as bad:
+        raise DashScopeError(400, "InvalidParameter", f"body: {bad}") from None
 
 
 async def scenarios(request: Request) -> JSONResponse:

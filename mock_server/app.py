@@ -11,7 +11,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from . import admin
+from . import admin, housekeeping
+from .access import ControlGate
 from .api import generation, results, tasks, uploads
 from .api.faults import ConnectionDropper
 from .api.http import error_reply, fake, new_request_id
@@ -86,8 +87,11 @@ def create_app(config: Config | None = None, *, store: Store | None = None, cloc
     region_urls = {name: info["base_url"] for name, info in service.catalog.regions.items()}
     app = _FakeApp(
         routes=_routes(service),
-        middleware=[Middleware(RegionRouter, region_base_urls=region_urls, default_region=service.config.default_region)],
+        middleware=[Middleware(RegionRouter, region_base_urls=region_urls, default_region=service.config.default_region),
+                    # Inside the region router: /cn-beijing/__admin is the control API too.
+                    Middleware(ControlGate, admin_token=service.config.admin_token)],
         exception_handlers={DashScopeError: _dashscope_error, HTTPException: _http_error, Exception: _unexpected},
+        lifespan=housekeeping.lifespan,
     )
     app.state.fake = service
     return app

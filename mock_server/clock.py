@@ -15,6 +15,11 @@ class Clock(Protocol):
         """Seconds since the epoch."""
 
 
+# How far the clock may be moved: every time the fake derives from it (result URL expiries, task
+# times printed as dates) must stay a valid date; year 3000 leaves centuries of room either way.
+LATEST = 32503680000.0  # 3000-01-01T00:00:00Z
+
+
 class ControllableClock:
     """Follows the wall clock until advance() freezes it; reset() returns it to real time."""
 
@@ -32,6 +37,8 @@ class ControllableClock:
     def advance(self, seconds: float) -> float:
         if seconds < 0:
             raise ValueError("the clock only moves forward")
+        if self.now() + seconds > LATEST:
+            raise ValueError(f"the clock cannot pass the year 3000 (at most {LATEST - self.now():.0f} seconds more)")
         self._frozen_at = self.now() + seconds
         return self._frozen_at
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import secrets
 import tomllib
 from dataclasses import dataclass, field
 from importlib import resources
@@ -32,6 +33,8 @@ class Config:
     timing: dict[str, Any] = field(repr=False)
     rate_limits: dict[str, Any] = field(default_factory=lambda: {"enabled": True, "scale": 1.0, "task_api_per_second": 20})
     scenarios: list[Any] = field(default_factory=list, repr=False)
+    read_timeout: float = 30.0
+    admin_token: str | None = field(default=None, repr=False)
 
     def timing_for(self, model: str) -> Timing:
         return Timing.from_data(self.timing.get("models", {}).get(model) or self.timing["default"])
@@ -49,10 +52,17 @@ class Config:
         config = cls(
             profile=data["profile"], default_region=data["default_region"], keys_file=data.get("keys_file"),
             task_ttl=float(data["task_ttl_seconds"]), url_ttl=float(data["url_ttl_seconds"]),
-            max_body_bytes=int(data["max_body_bytes"]), signing_secret=str(data["signing_secret"]),
+            max_body_bytes=int(data["max_body_bytes"]),
+            # No configured secret: a random one per instance, so nobody who merely knows an image
+            # id (or read this package) can mint a valid result or upload URL.
+            signing_secret=str(data.get("signing_secret") or secrets.token_urlsafe(32)),
             timing=data["timing"], rate_limits=dict(data.get("rate_limits") or {}),
             scenarios=list(data.get("scenarios") or []),
+            read_timeout=float(data["read_timeout_seconds"]),
+            admin_token=data.get("admin_token") or None,
         )
+        if not 0 < config.read_timeout <= 3600:
+            raise ValueError("read_timeout_seconds must be in (0, 3600]")
         if float(config.rate_limits.get("scale", 1.0)) <= 0:
             raise ValueError("rate_limits.scale must be positive")
         config.timing_for("")  # fail at start, not on the first request, if the timing is malformed

@@ -22,6 +22,8 @@ from xml.sax.saxutils import escape
 
 from PIL import Image, ImageDraw, UnidentifiedImageError
 
+from . import parse
+
 RESULT_BUCKET = "dashscope-result-fake"
 # alicdn and many CDNs put the size in the file name: ...-tps-1104-1472.webp, photo_1920x1080.png
 _SIZE_IN_URL = re.compile(r"(?<![0-9])([1-9][0-9]{1,4})[x*_-]([1-9][0-9]{1,4})(?![0-9])")
@@ -79,7 +81,7 @@ class UrlSigner:
     secret: bytes
     access_key_id: str = "LTAI5tFakeDashScopeMock"
 
-    def _signature(self, object_path: str, expires: int) -> str:
+    def _signature(self, object_path: str, expires: str) -> str:
         # OSS V1 presigning signs "VERB\n\n\nExpires\n/bucket/object"; the same here, with our key.
         to_sign = f"GET\n\n\n{expires}\n/{RESULT_BUCKET}/{object_path}".encode("utf-8")
         return base64.b64encode(hmac.new(self.secret, to_sign, hashlib.sha1).digest()).decode("ascii")
@@ -88,20 +90,23 @@ class UrlSigner:
         from urllib.parse import urlencode
 
         return urlencode({"Expires": expires, "OSSAccessKeyId": self.access_key_id,
-                          "Signature": self._signature(object_path, expires)})
+                          "Signature": self._signature(object_path, str(expires))})
 
     def check(self, object_path: str, expires: str | None, access_key_id: str | None, signature: str | None,
               now: float) -> tuple[str, str] | None:
         """None if the URL is good now; else the OSS error (code, message) it gets."""
         if not expires or not signature or not access_key_id:
             return ("AccessDenied", "Anonymous access is forbidden for this operation.")
-        if not expires.isdigit():
+        try:
+            expiry = parse.decimal(expires)
+        except parse.BadInput:
             return ("AccessDenied", "Invalid argument: Expires.")
         if access_key_id != self.access_key_id:
             return ("InvalidAccessKeyId", "The OSS Access Key Id you provided does not exist in our records.")
-        if not hmac.compare_digest(self._signature(object_path, int(expires)), signature):
+        # Signed over the text as sent, as OSS does: "007" is not "7".
+        if not parse.same_secret(self._signature(object_path, expires), signature):
             return ("SignatureDoesNotMatch", "The request signature we calculated does not match the signature you provided.")
-        if now >= int(expires):
+        if now >= expiry:
             return ("AccessDenied", "Request has expired.")
         return None
 

@@ -41,6 +41,9 @@ def _errors(*statuses: str) -> dict[str, Any]:
 
 AUTH = [{"dashscopeKey": []}]
 # YYYYMMDDhhmmss with real months, days 01-31 (a day past the month's end rolls over), hours, minutes, seconds.
+# The list's paging bounds: page_size as documented; page_no is the fake's own bound (the pages
+# give none), far past the last page of any store.
+MAX_PAGE_SIZE, MAX_PAGE_NO = 100, 10**9
 LIST_TIME_PATTERN = "^[0-9]{4}(0[1-9]|1[0-2])(0[1-9]|[12][0-9]|3[01])([01][0-9]|2[0-3])[0-5][0-9][0-5][0-9]$"
 ASYNC_HEADER = {"name": "X-DashScope-Async", "in": "header", "required": True,
                 "description": "Must be enable: these endpoints are asynchronous only (else 403 AccessDenied).",
@@ -100,8 +103,9 @@ def openapi_document(profile: str = ds.DEFAULT_PROFILE) -> dict[str, Any]:
         "/tasks": {"get": {
             "operationId": "list_tasks", "summary": "The account's tasks in this region, newest first", "security": AUTH,
             "parameters": [
-                {"name": "page_no", "in": "query", "schema": {"type": "integer", "minimum": 1, "default": 1}},
-                {"name": "page_size", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 100, "default": 10}},
+                {"name": "page_no", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": MAX_PAGE_NO, "default": 1}},
+                {"name": "page_size", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": MAX_PAGE_SIZE,
+                                                                "default": 10}},
                 {"name": "start_time", "in": "query", "schema": {"type": "string", "pattern": LIST_TIME_PATTERN}},
                 {"name": "end_time", "in": "query", "schema": {"type": "string", "pattern": LIST_TIME_PATTERN}},
                 {"name": "model_name", "in": "query", "schema": {"type": "string"}},

@@ -25,7 +25,7 @@ from .domain.limits import RateLimiter
 from .domain.tasks import ImageOutcome, Task, Timing
 from .errors import DashScopeError, invalid_parameter
 from .scenarios import Scenario, ScenarioBook
-from .store import ImageRecord, MemoryStore, Store
+from .store import ImageRecord, MemoryStore, Store, TaskQuery
 from .uploads import UPLOAD_TTL_SECONDS, Uploader, UploadRecord, UploadRejected
 
 # Task and result times are printed in the service's local time, China Standard Time, as in
@@ -35,6 +35,10 @@ RESULT_PREFIX = "results/"
 # The error (a key of error-codes.json) each failing scenario effect answers with unless it names one.
 FAILURE_DEFAULTS = {"task_failed": "internal_error", "partial_failure": "internal_timeout",
                     "output_moderation": "data_inspection_failed"}
+# Housekeeping in bounded batches: a request frees at most REQUEST_SWEEP expired records on its
+# way (enough to keep up with what it adds), the background sweep SWEEP_BATCH between yields.
+REQUEST_SWEEP = 64
+SWEEP_BATCH = 2000
 _EXTEND_SUFFIX = ". Rendered with rich detail, balanced composition and natural light."
 
 
@@ -54,6 +58,18 @@ def parse_list_time(text: str) -> float:
     year, month, day = int(text[:4]), int(text[4:6]), int(text[6:8])
     start = datetime(max(year, 1), month, 1, int(text[8:10]), int(text[10:12]), int(text[12:14]), tzinfo=SERVICE_TZ)
     return (start + timedelta(days=day - 1)).timestamp()
+
+
+@dataclass(frozen=True)
+class ListFilters:
+    """The task list's filters, parsed; None or an infinite bound: not given."""
+
+    model_name: str | None = None
+    api_key_id: str | None = None
+    region: str | None = None
+    status: str | None = None
+    start_time: float = -math.inf
+    end_time: float = math.inf
 
 
 @dataclass(frozen=True)
@@ -179,12 +195,42 @@ class FakeDashScope:
             if limits["requests"] and not self.limiter.allow((key.account, key.region, model.name), limits["requests"], limits["per"], now):
                 raise DashScopeError.from_catalog(self.catalog, "rate_quota")
             if request.endpoint != "multimodal-generation" and limits["concurrent_tasks"]:
-                active = len(self.store.list(key.account, key.region, lambda t: t.model == model.name and not domain.is_expired(
-                    t, now, self.config.task_ttl) and domain.observe(t, now).status in (domain.PENDING, domain.RUNNING)))
+                active = self.active_tasks(key, model.name, now)
                 if not self.limiter.concurrency_allows(active, limits["concurrent_tasks"]):
                     raise DashScopeError.from_catalog(self.catalog, "rate_quota")
         if self.ledger.refuses(key.account, key.region, model.name, model.free_quota_images.get(key.region)):
             raise DashScopeError.from_catalog(self.catalog, "free_tier_only")
+
+    def active_tasks(self, key: ApiKey, model: str, now: float) -> int:
+        """The caller's PENDING and RUNNING tasks of a model: two index counts, not a scan."""
+        self._catch_up(now)
+        alive = self._alive_from(now)
+        return sum(self.store.query(TaskQuery(key.account, key.region, model=model, status=status, submitted_from=alive))[1]
+                   for status in domain.ACTIVE)
+
+    def _alive_from(self, now: float) -> float:
+        """The earliest submit time of a task not yet expired at `now` (expired ones may still be
+        stored until the sweep reaches them; queries leave them out by this bound)."""
+        return math.nextafter(now - self.config.task_ttl, math.inf)
+
+    def _catch_up(self, now: float, limit: int | None = None) -> int:
+        """Write back the tasks whose status changed with time, so status indexes are true at `now`."""
+        done = 0
+        while limit is None or done < limit:
+            due = self.store.due(now, SWEEP_BATCH if limit is None else min(SWEEP_BATCH, limit - done))
+            if not due:
+                break
+            for task in due:
+                self.store.update(domain.observe(task, now))
+            done += len(due)
+        return done
+
+    def sweep(self, limit: int = SWEEP_BATCH) -> int:
+        """Some housekeeping on the clock: status changes due, then records past their time; at
+        most about `limit` records each call, so a caller can yield between calls. 0: all done."""
+        now = self.clock.now()
+        done = self._catch_up(now, limit)
+        return done + self.store.expire(now, max(0, limit - done))
 
     def _charge(self, key: ApiKey, model, images_made: int) -> None:
         self.ledger.charge(key.account, key.region, model.name, images_made, model.price_per_image.get(key.region),
@@ -204,16 +250,18 @@ class FakeDashScope:
     def create_task(self, key: ApiKey, request: GenerationRequest, *, resolve_oss: bool = False,
                     scenario: Scenario | None = None) -> Task:
         now = self.clock.now()
-        self.store.expire(now)
+        self.store.expire(now, REQUEST_SWEEP)
         width, height, seed, image_ids = self._plan(key, request, now, resolve_oss)
         outcomes, failure = self._outcomes(image_ids, scenario)
         timing = self.config.timing_for(request.model.name)
         effect = scenario.effect if scenario else {}
         if effect.get("type") == "latency":
             timing = Timing(timing.mode, timing.pending + effect.get("pending_seconds", 0), timing.running + effect.get("running_seconds", 0))
+        # The task keeps what the service keeps of the prompt: the text truncated at the model's
+        # limit, not a 45 MiB body's worth for 24 hours.
         task = domain.create(Task(
             task_id=self.new_id(), account=key.account, region=key.region, api_key_id=key.key_id,
-            model=request.model.name, endpoint=request.endpoint, orig_prompt=request.orig_prompt,
+            model=request.model.name, endpoint=request.endpoint, orig_prompt=request.prompt,
             actual_prompt=_actual_prompt(request), seed=seed, width=width, height=height, timing=timing,
             outcomes=outcomes, failure=failure,
         ), now)
@@ -226,7 +274,7 @@ class FakeDashScope:
 
     def _owned(self, key: ApiKey, task_id: str, now: float) -> Task | None:
         """The caller's task, or None: unknown, expired and other accounts' ids look the same."""
-        self.store.expire(now)
+        self.store.expire(now, REQUEST_SWEEP)
         task = self.store.get(task_id)
         if task is None or (task.account, task.region) != (key.account, key.region):
             return None
@@ -271,27 +319,20 @@ class FakeDashScope:
                 ("task-api", key.account), per_second, "second", self.clock.now()):
             raise DashScopeError.from_catalog(self.catalog, "rate_quota")
 
-    def list_tasks(self, key: ApiKey, filters: dict[str, Any], page_no: int, page_size: int) -> tuple[list[Task], int]:
+    def list_tasks(self, key: ApiKey, filters: ListFilters, page_no: int, page_size: int) -> tuple[list[Task], int]:
+        """One page of the caller's tasks, newest first, and how many match: from the store's
+        indexes, so the cost is that of the page, whatever the number of stored tasks."""
         now = self.clock.now()
-        self.store.expire(now)
-
-        def keep(task: Task) -> bool:
-            if domain.is_expired(task, now, self.config.task_ttl):
-                return False
-            observed = domain.observe(task, now)
-            checks = {
-                "model_name": lambda v: task.model == v,
-                "api_key_id": lambda v: task.api_key_id == v,
-                "region": lambda v: task.region == v,
-                "status": lambda v: observed.status == v,
-                "start_time": lambda v: task.submit_time >= v,
-                "end_time": lambda v: task.submit_time <= v,
-            }
-            return all(checks[name](value) for name, value in filters.items())
-
-        matching = [domain.observe(t, now) for t in self.store.list(key.account, key.region, keep)]
-        start = (page_no - 1) * page_size
-        return matching[start : start + page_size], len(matching)
+        self.store.expire(now, REQUEST_SWEEP)
+        if filters.region is not None and filters.region != key.region:
+            return [], 0  # a key sees its own region's tasks only
+        if filters.status is not None:
+            self._catch_up(now)
+        query = TaskQuery(key.account, key.region, model=filters.model_name, api_key_id=filters.api_key_id,
+                          status=filters.status, submitted_from=max(filters.start_time, self._alive_from(now)),
+                          submitted_to=filters.end_time)
+        page, total = self.store.query(query, (page_no - 1) * page_size, page_size)
+        return [domain.observe(t, now) for t in page], total
 
     @staticmethod
     def total_pages(total: int, page_size: int) -> int:
@@ -328,11 +369,16 @@ class FakeDashScope:
     def accept_upload(self, fields: dict[str, str], data: bytes, content_type: str) -> str:
         """Store an uploaded file; its oss:// key, or UploadRejected with the OSS error."""
         now = self.clock.now()
-        key, account, region = self.uploader.check(fields, len(data), now)
-        record = UploadRecord(key, data, content_type, account, region, now + UPLOAD_TTL_SECONDS)
+        self.store.expire(now, REQUEST_SWEEP)
+        grant = self.uploader.check(fields, len(data), now)
+        if self.store.uploaded_bytes(grant.directory) + len(data) > grant.limit:
+            # One policy buys one file's worth of storage, however many files it is used for.
+            raise UploadRejected(400, "EntityTooLarge", "Your proposed upload exceeds the maximum allowed size.")
+        record = UploadRecord(grant.key, data, content_type, grant.account, grant.region, now + UPLOAD_TTL_SECONDS,
+                              grant.directory)
         if not self.store.put_upload(record):
             raise UploadRejected(409, "FileAlreadyExists", "The object you specified already exists and can not be overwritten.")
-        return "oss://" + key
+        return "oss://" + grant.key
 
     # --- scenarios and usage ---------------------------------------------------------------
 

@@ -1,17 +1,26 @@
-"""Where the fake keeps tasks and result images: a small interface, in memory for now.
+"""Where the fake keeps tasks, result images and uploads: a small interface, in memory for now.
 
-Shaped for an embedded database shared by several workers later: records are immutable
-values (Task, ImageRecord) written whole by create/update, lookups are by id, listing is by
-(account, region), and expiry is one call that deletes what is past its time.
+Shaped for an embedded database shared by several workers later: records are immutable values
+(Task, ImageRecord, UploadRecord) written whole; lookups are by id; listing is a TaskQuery
+(owner, optional model, key id and status, a submit-time range) answered newest first with its
+total, from indexes; expiry deletes what is past its time, a bounded batch at a time.
+
+No cost here grows with the number of stored records: lookups are O(1), a query is
+O(log n + page), expiry and status changes are O(log n) each.
 """
 
 from __future__ import annotations
 
+import heapq
+import itertools
+import math
 from collections import deque
 from dataclasses import dataclass
-from typing import Callable, Protocol
+from typing import Protocol
 
-from .domain.tasks import Task, expires_at
+from sortedcontainers import SortedList
+
+from .domain.tasks import Task, expires_at, next_change
 from .uploads import UploadRecord
 
 
@@ -28,25 +37,54 @@ class ImageRecord:
     expires: float
 
 
+@dataclass(frozen=True)
+class TaskQuery:
+    """Which of an owner's tasks: each filter optional; the submit-time bounds are inclusive."""
+
+    account: str
+    region: str
+    model: str | None = None
+    api_key_id: str | None = None
+    status: str | None = None
+    submitted_from: float = -math.inf
+    submitted_to: float = math.inf
+
+
 class Store(Protocol):
     def create(self, task: Task) -> None: ...
     def get(self, task_id: str) -> Task | None: ...
     def update(self, task: Task) -> None: ...
-    def list(self, account: str, region: str, keep: Callable[[Task], bool] = ...) -> list[Task]: ...
-    def expire(self, now: float) -> int: ...
+    def query(self, query: TaskQuery, offset: int = 0, limit: int = 0) -> tuple[list[Task], int]: ...
+    def due(self, now: float, limit: int) -> list[Task]: ...
+    def expire(self, now: float, limit: int | None = None) -> int: ...
     def put_image(self, record: ImageRecord) -> None: ...
     def get_image(self, image_id: str) -> ImageRecord | None: ...
     def put_upload(self, record: UploadRecord) -> bool: ...
     def get_upload(self, key: str) -> UploadRecord | None: ...
+    def uploaded_bytes(self, directory: str) -> int: ...
+    def counts(self) -> dict[str, int]: ...
     def clear(self) -> None: ...
 
 
-class MemoryStore:
-    """Dicts by id (O(1) lookups) and expiry queues in time order (amortised O(1) expiry).
+# A task's place in time order: (submit_time, creation sequence, id). One tuple per task, shared
+# by every index list the task is in.
+_Position = tuple[float, int, str]
+# An index: (account, region, model or None, api_key_id or None, status or None). Each task is in
+# the 8 combinations of its own values and None ("any"), so every mix of filters is one list.
+_Facet = tuple[str, str, str | None, str | None, str | None]
 
-    Records are created in clock order and the clock only moves forward, so each queue is
-    already sorted as long as every record of a kind lives equally long (tasks: the task TTL;
-    images: until the latest moment any URL to them can still be valid).
+
+def _facets(task: Task, status: str | None) -> list[_Facet]:
+    """The 4 indexes of a task with this status filter (None: those that filter on no status)."""
+    return [(task.account, task.region, model, key_id, status) for model in (None, task.model) for key_id in (None, task.api_key_id)]
+
+
+class MemoryStore:
+    """Dicts by id, sorted index lists by facet, and queues in time order.
+
+    Records are created in clock order and the clock only moves forward, so each expiry queue
+    is already sorted as long as every record of a kind lives equally long (tasks: the task TTL;
+    images: until the latest moment any URL to them can still be valid; uploads: 48 hours).
     """
 
     def __init__(self, task_ttl: float):
@@ -55,46 +93,126 @@ class MemoryStore:
 
     def clear(self) -> None:
         self._tasks: dict[str, Task] = {}
-        self._by_owner: dict[tuple[str, str], dict[str, None]] = {}
+        self._positions: dict[str, _Position] = {}
+        self._index: dict[_Facet, SortedList] = {}
+        self._sequence = itertools.count()
         self._task_expiry: deque[tuple[float, str]] = deque()
+        # Time-timed tasks whose status changes at a known time: (when, id), and the current `when`
+        # of each (an entry whose `when` is no longer current is skipped).
+        self._changes: list[tuple[float, str]] = []
+        self._change_at: dict[str, float] = {}
         self._images: dict[str, ImageRecord] = {}
         self._image_expiry: deque[tuple[float, str]] = deque()
         self._uploads: dict[str, UploadRecord] = {}
         self._upload_expiry: deque[tuple[float, str]] = deque()
+        self._upload_bytes: dict[str, int] = {}
+
+    # --- tasks -----------------------------------------------------------------------------
 
     def create(self, task: Task) -> None:
         if task.task_id in self._tasks:
             raise KeyError(f"task {task.task_id} exists")
         self._tasks[task.task_id] = task
-        self._by_owner.setdefault((task.account, task.region), {})[task.task_id] = None
+        position = (task.submit_time, next(self._sequence), task.task_id)
+        self._positions[task.task_id] = position
+        self._add(position, _facets(task, None) + _facets(task, task.status))
         self._task_expiry.append((expires_at(task, self.task_ttl), task.task_id))
+        self._schedule(task)
 
     def get(self, task_id: str) -> Task | None:
         return self._tasks.get(task_id)
 
     def update(self, task: Task) -> None:
-        if task.task_id not in self._tasks:
+        old = self._tasks.get(task.task_id)
+        if old is None:
             raise KeyError(f"task {task.task_id} does not exist")
         self._tasks[task.task_id] = task
+        if old.status != task.status:
+            position = self._positions[task.task_id]
+            self._discard(position, _facets(old, old.status))
+            self._add(position, _facets(task, task.status))
+        self._schedule(task)
 
-    def list(self, account: str, region: str, keep: Callable[[Task], bool] = lambda task: True) -> list[Task]:
-        """The owner's tasks, newest first."""
-        ids = self._by_owner.get((account, region), {})
-        return [t for t in (self._tasks[i] for i in reversed(ids)) if keep(t)]
+    def query(self, query: TaskQuery, offset: int = 0, limit: int = 0) -> tuple[list[Task], int]:
+        """Up to `limit` matching tasks after skipping `offset`, newest first; and how many match."""
+        positions = self._index.get((query.account, query.region, query.model, query.api_key_id, query.status))
+        if not positions:
+            return [], 0
+        low = positions.bisect_left((query.submitted_from,))
+        high = positions.bisect_right((query.submitted_to, math.inf))
+        total = max(0, high - low)
+        stop = high - offset
+        start = max(low, stop - limit)
+        page = [self._tasks[p[2]] for p in positions.islice(start, stop, reverse=True)] if stop > start else []
+        return page, total
 
-    def expire(self, now: float) -> int:
+    def due(self, now: float, limit: int) -> list[Task]:
+        """Up to `limit` live tasks whose status has changed by itself by `now`, soonest first.
+        They leave the schedule: the caller writes each back with update(), which reschedules it."""
+        found: list[Task] = []
+        while self._changes and self._changes[0][0] <= now and len(found) < limit:
+            when, task_id = heapq.heappop(self._changes)
+            if self._change_at.get(task_id) != when:
+                continue  # superseded by a later update, or the task is gone
+            del self._change_at[task_id]
+            task = self._tasks[task_id]
+            if now < expires_at(task, self.task_ttl):
+                found.append(task)
+        return found
+
+    def _schedule(self, task: Task) -> None:
+        when = next_change(task)
+        if when is None:
+            self._change_at.pop(task.task_id, None)
+        elif self._change_at.get(task.task_id) != when:
+            self._change_at[task.task_id] = when
+            heapq.heappush(self._changes, (when, task.task_id))
+
+    def _add(self, position: _Position, facets: list[_Facet]) -> None:
+        for facet in facets:
+            positions = self._index.get(facet)
+            if positions is None:
+                positions = self._index[facet] = SortedList()
+            positions.add(position)
+
+    def _remove_task(self, task_id: str) -> bool:
+        task = self._tasks.pop(task_id, None)
+        if task is None:
+            return False
+        self._discard(self._positions.pop(task_id), _facets(task, None) + _facets(task, task.status))
+        self._change_at.pop(task_id, None)
+        return True
+
+    def _discard(self, position: _Position, facets: list[_Facet]) -> None:
+        for facet in facets:
+            positions = self._index[facet]
+            positions.remove(position)
+            if not positions:
+                del self._index[facet]  # owners and models come and go: no empty lists left behind
+
+    # --- expiry ----------------------------------------------------------------------------
+
+    def expire(self, now: float, limit: int | None = None) -> int:
+        """Delete records past their time, at most `limit` of them (None: all); how many went."""
+        budget = math.inf if limit is None else limit
         removed = 0
-        while self._task_expiry and self._task_expiry[0][0] <= now:
-            _, task_id = self._task_expiry.popleft()
-            task = self._tasks.pop(task_id, None)
-            if task is not None:
-                self._by_owner[(task.account, task.region)].pop(task_id, None)
-                removed += 1
-        while self._image_expiry and self._image_expiry[0][0] <= now:
+        while self._task_expiry and self._task_expiry[0][0] <= now and removed < budget:
+            removed += self._remove_task(self._task_expiry.popleft()[1])
+        while self._image_expiry and self._image_expiry[0][0] <= now and removed < budget:
             self._images.pop(self._image_expiry.popleft()[1], None)
-        while self._upload_expiry and self._upload_expiry[0][0] <= now:
-            self._uploads.pop(self._upload_expiry.popleft()[1], None)
+            removed += 1
+        while self._upload_expiry and self._upload_expiry[0][0] <= now and removed < budget:
+            record = self._uploads.pop(self._upload_expiry.popleft()[1], None)
+            if record is not None:
+                left = self._upload_bytes[record.directory] - len(record.data)
+                if left:
+                    self._upload_bytes[record.directory] = left
+                else:
+                    del self._upload_bytes[record.directory]
+            removed += 1
         return removed
+
+    # --- images and uploads ----------------------------------------------------------------
 
     def put_image(self, record: ImageRecord) -> None:
         self._images[record.image_id] = record
@@ -109,7 +227,17 @@ class MemoryStore:
             return False
         self._uploads[record.key] = record
         self._upload_expiry.append((record.expires, record.key))
+        self._upload_bytes[record.directory] = self._upload_bytes.get(record.directory, 0) + len(record.data)
         return True
 
     def get_upload(self, key: str) -> UploadRecord | None:
         return self._uploads.get(key)
+
+    def uploaded_bytes(self, directory: str) -> int:
+        """Bytes stored under one upload policy's directory."""
+        return self._upload_bytes.get(directory, 0)
+
+    def counts(self) -> dict[str, int]:
+        """Records held, by kind (expired ones not yet swept included)."""
+        return {"tasks": len(self._tasks), "images": len(self._images), "uploads": len(self._uploads),
+                "upload_bytes": sum(self._upload_bytes.values())}

@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
+from . import parse
+
 UPLOAD_BUCKET = "dashscope-instant-fake"
 UPLOAD_PATH = "/__oss-upload"
 POLICY_TTL_SECONDS = 300
@@ -36,6 +38,7 @@ class UploadRecord:
     account: str
     region: str
     expires: float
+    directory: str  # the upload_dir of the policy it came with: what one policy uploaded is capped
 
 
 @dataclass(frozen=True)
@@ -65,14 +68,14 @@ class Uploader:
             "expire_in_seconds": POLICY_TTL_SECONDS, "max_file_size_mb": MAX_FILE_SIZE_MB,
         }
 
-    def check(self, fields: dict[str, str], size: int, now: float) -> tuple[str, str, str]:
-        """(key, account, region) of an acceptable upload form, else UploadRejected (OSS codes)."""
+    def check(self, fields: dict[str, str], size: int, now: float) -> "UploadGrant":
+        """What an acceptable upload form may store, else UploadRejected (OSS codes)."""
         for name in ("OSSAccessKeyId", "Signature", "policy", "key"):
             if not fields.get(name):
                 raise UploadRejected(400, "InvalidArgument", f"{name} is missing from the form.")
         if fields["OSSAccessKeyId"] != self.access_key_id:
             raise UploadRejected(403, "InvalidAccessKeyId", "The OSS Access Key Id you provided does not exist in our records.")
-        if not hmac.compare_digest(self._sign(fields["policy"]), fields["Signature"]):
+        if not fields["policy"].isascii() or not parse.same_secret(self._sign(fields["policy"]), fields["Signature"]):
             raise UploadRejected(403, "SignatureDoesNotMatch", "The request signature we calculated does not match the signature you provided.")
         document = json.loads(base64.b64decode(fields["policy"]))  # ours: the signature proved it
         expiration = datetime.strptime(document["expiration"], "%Y-%m-%dT%H:%M:%S.000Z").replace(tzinfo=timezone.utc)
@@ -87,4 +90,13 @@ class Uploader:
         if size > limit:
             raise UploadRejected(400, "EntityTooLarge", "Your proposed upload exceeds the maximum allowed size.")
         account, _, region = owner.partition("/")
-        return fields["key"], account, region
+        return UploadGrant(fields["key"], account, region, prefix, limit)
+
+
+@dataclass(frozen=True)
+class UploadGrant:
+    key: str
+    account: str
+    region: str
+    directory: str  # the policy's upload_dir
+    limit: int      # bytes the policy allows, for all its files together

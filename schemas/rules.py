@@ -112,7 +112,10 @@ def _texts_and_images(ctx: _Context) -> tuple[Any, Any, list[Any]]:
         images = [item["image"] for item in content if "image" in item]
     else:
         prompt = body["input"]["prompt"]
-        images = list(body["input"].get("images") or [])
+        # Only where the endpoint declares images (so the schema has checked them): text2image
+        # declares none, and whatever a body puts at input.images there is not an image.
+        images_path = ctx.endpoint["images_path"]
+        images = list(get_path(body, images_path) or []) if images_path else []
     negative = get_path(body, ctx.endpoint["negative_prompt_path"])
     if negative is None:
         negative = get_path(body, "parameters.negative_prompt")

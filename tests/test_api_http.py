@@ -149,9 +149,11 @@ def test_wan_task_with_n_images_and_metrics_that_agree(client, service):
 def test_long_prompt_is_truncated_and_orig_actual_show_it(client, service):
     prompt = "word " * 200 + "END"  # 1003 characters, the limit is 800
     task_id = create(client, t2i_body(prompt=prompt, prompt_extend=False))
+    # The task keeps what the service keeps: the truncated text, not the whole body's worth.
+    assert len(service.store.get(task_id).orig_prompt) == 800
     service.clock.advance(100)
     result = poll(client, task_id)["output"]["results"][0]
-    assert result["orig_prompt"] == prompt and result["actual_prompt"] == prompt[:800]
+    assert result["orig_prompt"] == prompt[:800] and result["actual_prompt"] == prompt[:800]
     task_id = create(client, t2i_body(prompt="a cat"))  # prompt_extend defaults to true: a rewrite
     service.clock.advance(100)
     result = poll(client, task_id)["output"]["results"][0]

@@ -10,7 +10,7 @@ from PIL import Image
 from mock_server import images
 from mock_server.clock import ControllableClock
 from mock_server.domain import tasks as t
-from mock_server.store import ImageRecord, MemoryStore
+from mock_server.store import ImageRecord, MemoryStore, TaskQuery
 
 
 def task(task_id: str, submit: float, account="a", region="cn-beijing") -> t.Task:
@@ -24,8 +24,9 @@ def test_store_create_get_update_list_expire():
     for i, owner in enumerate(["a", "a", "b"]):
         store.create(task(f"t{i}", submit=i, account=owner))
     assert store.get("t1").account == "a" and store.get("nope") is None
-    assert [x.task_id for x in store.list("a", "cn-beijing")] == ["t1", "t0"]  # newest first
-    assert store.list("a", "us-east-1") == []
+    page, total = store.query(TaskQuery("a", "cn-beijing"), 0, 10)
+    assert [x.task_id for x in page] == ["t1", "t0"] and total == 2  # newest first
+    assert store.query(TaskQuery("a", "us-east-1"), 0, 10) == ([], 0)
     store.update(t.observe(store.get("t0"), 5))
     assert store.get("t0").status == t.SUCCEEDED
     with pytest.raises(KeyError):
@@ -33,7 +34,7 @@ def test_store_create_get_update_list_expire():
     with pytest.raises(KeyError):
         store.update(task("ghost", 9))
     assert store.expire(100.5) == 1 and store.get("t0") is None and store.get("t1") is not None
-    assert [x.task_id for x in store.list("a", "cn-beijing")] == ["t1"]
+    assert [x.task_id for x in store.query(TaskQuery("a", "cn-beijing"), 0, 10)[0]] == ["t1"]
     store.put_image(ImageRecord("img", "p", 1, 0, 2, 2, expires=150))
     assert store.get_image("img") is not None
     store.expire(150)

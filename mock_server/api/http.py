@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import json
+import asyncio
 import uuid
 from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
+from .. import parse
 from ..accounts import ApiKey
 from ..errors import DashScopeError, invalid_parameter
 from ..scenarios import SCENARIO_HEADER, Scenario
@@ -47,30 +48,44 @@ def public_base_url(request: Request) -> str:
     return f"{request.url.scheme}://{request.headers.get('host') or request.url.netloc}"
 
 
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not JSON")
+async def read_body(request: Request, limit: int, timeout: float) -> bytes:
+    """The whole body, or a 400: over `limit` bytes, or not all received within `timeout` seconds
+    (a client that stops sending must not hold a connection and its buffer for ever)."""
+    catalog = fake(request).catalog
+    declared = request.headers.get("content-length")
+    if declared is not None:
+        try:
+            size = parse.decimal(declared.strip())
+        except parse.BadInput as bad:
+            raise invalid_parameter(catalog, "Content-Length", str(bad)) from None
+        if size > limit:
+            raise invalid_parameter(catalog, "body", f"larger than {limit} bytes")
+    chunks: list[bytes] = []
+    received = 0
+    try:
+        async with asyncio.timeout(timeout):
+            async for chunk in request.stream():
+                received += len(chunk)
+                if received > limit:
+                    raise invalid_parameter(catalog, "body", f"larger than {limit} bytes")
+                chunks.append(chunk)
+    except TimeoutError:
+        raise invalid_parameter(catalog, "body", f"not received within {timeout:g} s") from None
+    return b"".join(chunks)
 
 
 async def json_body(request: Request) -> Any:
-    """The parsed body, or a 400 InvalidParameter for anything that is not a JSON document."""
+    """The parsed body, or a 400 InvalidParameter for anything that is not a JSON document
+    within the bounds of parse.json_document."""
     service = fake(request)
-    catalog, limit = service.catalog, service.config.max_body_bytes
     content_type = request.headers.get("content-type", "")
     if content_type.split(";")[0].strip().lower() != "application/json":
-        raise invalid_parameter(catalog, "Content-Type", f"must be application/json, not {content_type or 'missing'}")
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > limit:
-        raise invalid_parameter(catalog, "body", f"larger than {limit} bytes")
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise invalid_parameter(catalog, "body", f"larger than {limit} bytes")
-        chunks.append(chunk)
+        raise invalid_parameter(service.catalog, "Content-Type", f"must be application/json, not {content_type or 'missing'}")
+    raw = await read_body(request, service.config.max_body_bytes, service.config.read_timeout)
     try:
-        return json.loads(b"".join(chunks), parse_constant=_reject_constant)
-    except (ValueError, RecursionError) as exc:
-        raise invalid_parameter(catalog, "body", f"not valid JSON ({type(exc).__name__})") from None
+        return parse.json_document(raw)
+    except parse.BadInput as bad:
+        raise invalid_parameter(service.catalog, "body", str(bad)) from None
 
 
 def error_reply(error: DashScopeError) -> JSONResponse:

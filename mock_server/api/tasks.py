@@ -9,8 +9,10 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from ..domain.tasks import CANCELED, FAILED, PENDING, RUNNING, SUCCEEDED, UNKNOWN, Task
+from .. import parse
 from ..errors import invalid_parameter
-from ..service import FakeDashScope, format_time, parse_list_time
+from ..openapi import LIST_TIME_PATTERN, MAX_PAGE_NO, MAX_PAGE_SIZE
+from ..service import FakeDashScope, ListFilters, format_time, parse_list_time
 from .faults import request_effect
 from .http import (
     authenticate,
@@ -22,10 +24,7 @@ from .http import (
 )
 
 LIST_STATUSES = (PENDING, RUNNING, SUCCEEDED, FAILED, CANCELED)
-from ..openapi import LIST_TIME_PATTERN
-
 _LIST_TIME = re.compile(LIST_TIME_PATTERN)
-MAX_PAGE_SIZE = 100
 
 
 def task_output(service: FakeDashScope, task: Task, base_url: str) -> dict[str, Any]:
@@ -84,14 +83,29 @@ async def cancel_task(request: Request) -> Response:
     return reply({"request_id": new_request_id()})
 
 
-def _int_param(service: FakeDashScope, query: Any, name: str, default: int, maximum: int | None = None) -> int:
+def _page_param(service: FakeDashScope, query: Any, name: str, default: int, maximum: int | None = None) -> int:
     text = query.get(name)
     if text is None:
         return default
-    if not text.isdigit() or int(text) < 1 or (maximum is not None and int(text) > maximum):
+    try:
+        return parse.decimal(text, low=1, high=maximum)
+    except parse.BadInput:
         bound = f"between 1 and {maximum}" if maximum else "a positive integer"
-        raise invalid_parameter(service.catalog, name, f"must be {bound}, not {text!r}")
-    return int(text)
+        raise invalid_parameter(service.catalog, name, f"must be {bound}") from None
+
+
+def _list_filters(service: FakeDashScope, query: Any) -> ListFilters:
+    found: dict[str, Any] = {name: query[name] for name in ("model_name", "api_key_id", "region") if query.get(name)}
+    if "status" in query:
+        if query["status"] not in LIST_STATUSES:
+            raise invalid_parameter(service.catalog, "status", f"must be one of {', '.join(LIST_STATUSES)}")
+        found["status"] = query["status"]
+    for name in ("start_time", "end_time"):
+        if name in query:
+            if not _LIST_TIME.fullmatch(query[name]):
+                raise invalid_parameter(service.catalog, name, "must be YYYYMMDDhhmmss, e.g. 20230420000000")
+            found[name] = parse_list_time(query[name])
+    return ListFilters(**found)
 
 
 async def list_tasks(request: Request) -> Response:
@@ -99,25 +113,9 @@ async def list_tasks(request: Request) -> Response:
     if early is not None:
         return early
     query = request.query_params
-    page_no = _int_param(service, query, "page_no", 1)
-    page_size = _int_param(service, query, "page_size", 10, MAX_PAGE_SIZE)
-    filters: dict[str, Any] = {}
-    for name in ("model_name", "api_key_id", "region"):
-        if query.get(name):
-            filters[name] = query[name]
-    if "status" in query:
-        if query["status"] not in LIST_STATUSES:
-            raise invalid_parameter(service.catalog, "status", f"must be one of {', '.join(LIST_STATUSES)}")
-        filters["status"] = query["status"]
-    for name in ("start_time", "end_time"):
-        if name in query:
-            try:
-                if not _LIST_TIME.match(query[name]):
-                    raise ValueError
-                filters[name] = parse_list_time(query[name])
-            except ValueError:
-                raise invalid_parameter(service.catalog, name, "must be YYYYMMDDhhmmss, e.g. 20230420000000") from None
-    page, total = service.list_tasks(key, filters, page_no, page_size)
+    page_no = _page_param(service, query, "page_no", 1, MAX_PAGE_NO)
+    page_size = _page_param(service, query, "page_size", 10, MAX_PAGE_SIZE)
+    page, total = service.list_tasks(key, _list_filters(service, query), page_no, page_size)
     return reply({
         "request_id": new_request_id(),
         "data": [{

@@ -12,6 +12,7 @@ from typing import Literal
 
 PENDING, RUNNING, SUCCEEDED, FAILED, CANCELED, UNKNOWN = "PENDING", "RUNNING", "SUCCEEDED", "FAILED", "CANCELED", "UNKNOWN"
 TERMINAL = frozenset({SUCCEEDED, FAILED, CANCELED})
+ACTIVE = (PENDING, RUNNING)  # what counts against a concurrency limit
 # The only moves a task makes; anything else is a bug (the contract suite checks the same).
 TRANSITIONS = {PENDING: {RUNNING, CANCELED, SUCCEEDED, FAILED}, RUNNING: {SUCCEEDED, FAILED}}
 
@@ -93,6 +94,15 @@ def expires_at(task: Task, ttl: float) -> float:
 
 def is_expired(task: Task, now: float, ttl: float) -> bool:
     return now >= expires_at(task, ttl)
+
+
+def next_change(task: Task) -> float | None:
+    """When the task's status next changes by itself (clock time), if it ever does: poll-timed
+    and finished tasks change only when something happens to them (a poll, a cancel)."""
+    if task.status in TERMINAL or task.timing.mode != "time":
+        return None
+    scheduled = task.submit_time + task.timing.pending
+    return scheduled if task.status == PENDING else scheduled + task.timing.running
 
 
 def observe(task: Task, now: float, *, poll: bool = False) -> Task:

@@ -1,0 +1,49 @@
+"""Housekeeping on the fake's clock: records past their time are freed, status changes written.
+
+Requests only do a bounded share of it on their way; the rest is this sweep, run in batches
+with a yield to the event loop between them, so a day's worth of expiry after a clock jump
+never stalls other requests. It runs every SWEEP_INTERVAL seconds of real time while the server
+runs (a Starlette lifespan task), and at once after POST /__admin/clock/advance.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+from .service import SWEEP_BATCH, FakeDashScope
+
+log = logging.getLogger("dashscope_mock")
+SWEEP_INTERVAL = 1.0
+
+
+async def sweep_all(service: FakeDashScope, batch: int = SWEEP_BATCH) -> int:
+    """Sweep until nothing is left to do at the clock's current time; how many records it did."""
+    total = 0
+    while done := service.sweep(batch):
+        total += done
+        await asyncio.sleep(0)  # let waiting requests run between batches
+    return total
+
+
+async def _sweep_forever(service: FakeDashScope, interval: float) -> None:
+    while True:
+        await asyncio.sleep(interval)  # real time: the wall clock may move the fake's clock
+        try:
+            await sweep_all(service)
+        except Exception:  # a bug must not stop the sweeping for good
+            log.exception("housekeeping sweep failed")
+
+
+@contextlib.asynccontextmanager
+async def lifespan(app: Any) -> AsyncIterator[None]:
+    sweeper = asyncio.create_task(_sweep_forever(app.state.fake, SWEEP_INTERVAL))
+    try:
+        yield
+    finally:
+        sweeper.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await sweeper
