@@ -106,7 +106,8 @@ async def free_tier_only(request: Request) -> JSONResponse:
     service = fake(request)
     data = await _json(request)
     accounts = {k.account for k in service.keys.all()}
-    if not isinstance(data, dict) or data.get("account") not in accounts or not isinstance(data.get("enabled"), bool):
+    account = data.get("account") if isinstance(data, dict) else None
+    if not isinstance(account, str) or account not in accounts or not isinstance(data.get("enabled"), bool):
         raise DashScopeError(400, "InvalidParameter", f'body must be {{"account": one of {sorted(accounts)}, "enabled": true|false}}')
     (service.ledger.free_tier_only.add if data["enabled"] else service.ledger.free_tier_only.discard)(data["account"])
     return JSONResponse({"free_tier_only": sorted(service.ledger.free_tier_only)})

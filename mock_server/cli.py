@@ -7,11 +7,13 @@ import json
 import sys
 from pathlib import Path
 
+from .access import is_loopback
 from .accounts import mask_key
 from .admin import region_base_urls
 from .app import create_app
 from .config import Config
 from .service import FakeDashScope
+from .transport import protocol_with_head_timeout
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -27,12 +29,16 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--scenarios", help="a JSON file of scenarios to load at start (a list, or {\"scenarios\": [...]})")
     serve.add_argument("--no-rate-limits", action="store_true", help="turn the documented rate limits off")
     serve.add_argument("--rate-limit-scale", type=float, help="multiply every rate limit (e.g. 10 for a load test)")
+    serve.add_argument("--admin-token", help="also let callers from other machines use /__admin, with "
+                       "'Authorization: Bearer TOKEN' (default: this machine only)")
+    serve.add_argument("--read-timeout", type=float,
+                       help="seconds a client may take to send a request's head, or its body (default 30)")
     serve.add_argument("--show-keys", action="store_true",
                        help="print keys from a --keys file in full (the embedded demo keys always are)")
     return parser
 
 
-def banner(service: FakeDashScope, base: str, show_keys: bool) -> str:
+def banner(service: FakeDashScope, base: str, show_keys: bool, host: str = "127.0.0.1") -> str:
     # The embedded demo keys open nothing but the fake, so they are shown whole; keys from a
     # user's file may resemble real ones, so they are masked unless asked for.
     show_keys = show_keys or service.config.keys_file is None
@@ -49,7 +55,16 @@ def banner(service: FakeDashScope, base: str, show_keys: bool) -> str:
               f" scenarios loaded: {len(service.scenarios.all())}; OpenAPI: {base}/openapi.json"]
     lines += ["", "  SDK:  export DASHSCOPE_HTTP_BASE_URL=<base URL> DASHSCOPE_API_KEY=<a key of that region>",
               f"  Keys in full: {base}/__admin/keys   Clock: {base}/__admin/clock", ""]
+    if not is_loopback(host):
+        opened = ("and to callers sending 'Authorization: Bearer <admin token>'" if service.config.admin_token
+                  else "only (--admin-token opens it to others)")
+        lines += [f"  WARNING: listening on {host}, not loopback: the faked API (with these demo keys) is reachable",
+                  f"  from the network. The control API /__admin answers this machine {opened}.", ""]
     return "\n".join(lines)
+
+
+def _url_host(host: str) -> str:
+    return f"[{host}]" if ":" in host else host
 
 
 def _scenario_file(path: str | None) -> list | None:
@@ -70,15 +85,17 @@ def main(argv: list[str] | None = None) -> int:
         rate_limits = {k: v for k, v in (("enabled", False if args.no_rate_limits else None),
                                          ("scale", args.rate_limit_scale)) if v is not None}
         config = Config.load(args.config, profile=args.profile, keys_file=args.keys,
-                             scenarios=_scenario_file(args.scenarios), rate_limits=rate_limits or None)
+                             scenarios=_scenario_file(args.scenarios), rate_limits=rate_limits or None,
+                             admin_token=args.admin_token, read_timeout_seconds=args.read_timeout)
         if args.fast:
             config = config.with_fast_tasks()
         service = FakeDashScope(config)
     except (OSError, ValueError) as exc:
         print(f"dashscope-mock: {exc}", file=sys.stderr)
         return 2
-    print(banner(service, f"http://{args.host}:{args.port}", args.show_keys), flush=True)
-    uvicorn.run(create_app(service=service), host=args.host, port=args.port, log_level="info")
+    print(banner(service, f"http://{_url_host(args.host)}:{args.port}", args.show_keys, args.host), flush=True)
+    uvicorn.run(create_app(service=service), host=args.host, port=args.port, log_level="info",
+                http=protocol_with_head_timeout(config.read_timeout))
     return 0
 
 

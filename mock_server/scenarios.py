@@ -90,7 +90,7 @@ def parse(data: Any, catalog: Catalog, scenario_id: str) -> Scenario:
     if "region" in match and match["region"] not in catalog.regions:
         raise ScenarioError(f"match.region must be one of {', '.join(catalog.regions)}")
     effect = data.get("effect")
-    if not isinstance(effect, dict) or effect.get("type") not in EFFECTS:
+    if not isinstance(effect, dict) or not isinstance(effect.get("type"), str) or effect["type"] not in EFFECTS:
         raise ScenarioError(f"effect.type must be one of {', '.join(EFFECTS)}")
     params, where = EFFECTS[effect["type"]]
     for key, value in effect.items():

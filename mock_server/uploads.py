@@ -45,6 +45,7 @@ class UploadRecord:
 class Uploader:
     secret: bytes
     access_key_id: str
+    max_file_bytes: int = MAX_FILE_SIZE_MB * 1024 * 1024  # per file, and per policy for all its files
 
     def _sign(self, policy_b64: str) -> str:
         return base64.b64encode(hmac.new(self.secret, policy_b64.encode("ascii"), hashlib.sha1).digest()).decode("ascii")
@@ -57,7 +58,7 @@ class Uploader:
         document = {
             "expiration": datetime.fromtimestamp(now + POLICY_TTL_SECONDS, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.000Z"),
             "conditions": [{"bucket": UPLOAD_BUCKET}, ["starts-with", "$key", upload_dir],
-                           ["content-length-range", 0, MAX_FILE_SIZE_MB * 1024 * 1024],
+                           ["content-length-range", 0, self.max_file_bytes],
                            {"x-fake-owner": f"{account}/{region}"}],
         }
         policy_b64 = base64.b64encode(json.dumps(document, separators=(",", ":")).encode()).decode("ascii")
@@ -65,7 +66,7 @@ class Uploader:
             "policy": policy_b64, "signature": self._sign(policy_b64), "upload_dir": upload_dir,
             "upload_host": base_url + UPLOAD_PATH, "oss_access_key_id": self.access_key_id,
             "x_oss_object_acl": "private", "x_oss_forbid_overwrite": "true",
-            "expire_in_seconds": POLICY_TTL_SECONDS, "max_file_size_mb": MAX_FILE_SIZE_MB,
+            "expire_in_seconds": POLICY_TTL_SECONDS, "max_file_size_mb": max(1, self.max_file_bytes // (1024 * 1024)),
         }
 
     def check(self, fields: dict[str, str], size: int, now: float) -> "UploadGrant":

@@ -73,9 +73,10 @@ def service() -> FakeDashScope:
 class AppClient:
     """httpx against the ASGI app in process, with a synchronous face for plain test functions."""
 
-    def __init__(self, app, base_url: str = "http://testserver"):
+    def __init__(self, app, base_url: str = "http://testserver", caller: str = "127.0.0.1"):
         self._loop = asyncio.new_event_loop()
-        self._client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=base_url)
+        transport = httpx.ASGITransport(app=app, client=(caller, 50123))  # caller: the peer address the app sees
+        self._client = httpx.AsyncClient(transport=transport, base_url=base_url)
 
     def request(self, method: str, url: str, **kwargs) -> httpx.Response:
         return self._loop.run_until_complete(self._client.request(method, url, **kwargs))
