@@ -38,7 +38,7 @@ FAILURE_DEFAULTS = {"task_failed": "internal_error", "partial_failure": "interna
 # Housekeeping in bounded batches: a request frees at most REQUEST_SWEEP expired records on its
 # way (enough to keep up with what it adds), the background sweep SWEEP_BATCH between yields.
 REQUEST_SWEEP = 64
-SWEEP_BATCH = 2000
+SWEEP_BATCH = 500
 _EXTEND_SUFFIX = ". Rendered with rich detail, balanced composition and natural light."
 
 
@@ -226,11 +226,11 @@ class FakeDashScope:
         return done
 
     def sweep(self, limit: int = SWEEP_BATCH) -> int:
-        """Some housekeeping on the clock: status changes due, then records past their time; at
+        """Some housekeeping on the clock: records past their time, then status changes due; at
         most about `limit` records each call, so a caller can yield between calls. 0: all done."""
         now = self.clock.now()
-        done = self._catch_up(now, limit)
-        return done + self.store.expire(now, max(0, limit - done))
+        done = self.store.expire(now, limit)  # first: an expired task's due change is no work left
+        return done + self._catch_up(now, max(0, limit - done))
 
     def _charge(self, key: ApiKey, model, images_made: int) -> None:
         self.ledger.charge(key.account, key.region, model.name, images_made, model.price_per_image.get(key.region),

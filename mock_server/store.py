@@ -6,12 +6,12 @@ Shaped for an embedded database shared by several workers later: records are imm
 total, from indexes; expiry deletes what is past its time, a bounded batch at a time.
 
 No cost here grows with the number of stored records: lookups are O(1), a query is
-O(log n + page), expiry and status changes are O(log n) each.
+O(log n + page), expiry and status changes are O(log n) each, and every batch operation
+(expire, due) does at most `limit` records' worth of work.
 """
 
 from __future__ import annotations
 
-import heapq
 import itertools
 import math
 from collections import deque
@@ -97,9 +97,9 @@ class MemoryStore:
         self._index: dict[_Facet, SortedList] = {}
         self._sequence = itertools.count()
         self._task_expiry: deque[tuple[float, str]] = deque()
-        # Time-timed tasks whose status changes at a known time: (when, id), and the current `when`
-        # of each (an entry whose `when` is no longer current is skipped).
-        self._changes: list[tuple[float, str]] = []
+        # Tasks whose status changes by itself at a known time (clock-timed ones): (when, id), in
+        # time order, and each one's `when`, to find its entry again.
+        self._changes: SortedList = SortedList()
         self._change_at: dict[str, float] = {}
         self._images: dict[str, ImageRecord] = {}
         self._image_expiry: deque[tuple[float, str]] = deque()
@@ -147,26 +147,26 @@ class MemoryStore:
         return page, total
 
     def due(self, now: float, limit: int) -> list[Task]:
-        """Up to `limit` live tasks whose status has changed by itself by `now`, soonest first.
-        They leave the schedule: the caller writes each back with update(), which reschedules it."""
-        found: list[Task] = []
-        while self._changes and self._changes[0][0] <= now and len(found) < limit:
-            when, task_id = heapq.heappop(self._changes)
-            if self._change_at.get(task_id) != when:
-                continue  # superseded by a later update, or the task is gone
-            del self._change_at[task_id]
-            task = self._tasks[task_id]
-            if now < expires_at(task, self.task_ttl):
-                found.append(task)
+        """Up to `limit` tasks whose status has changed by itself by `now`, soonest first; an empty
+        list means none is left. They leave the schedule: the caller writes each back with
+        update(), which schedules its next change, if any."""
+        end = min(limit, self._changes.bisect_left((math.nextafter(now, math.inf),)))
+        found = [self._tasks[task_id] for _, task_id in self._changes.islice(0, end)]
+        del self._changes[:end]
+        for task in found:
+            del self._change_at[task.task_id]
         return found
 
     def _schedule(self, task: Task) -> None:
-        when = next_change(task)
-        if when is None:
-            self._change_at.pop(task.task_id, None)
-        elif self._change_at.get(task.task_id) != when:
+        when, old = next_change(task), self._change_at.get(task.task_id)
+        if when == old:
+            return
+        if old is not None:
+            self._changes.remove((old, task.task_id))
+            del self._change_at[task.task_id]
+        if when is not None:
+            self._changes.add((when, task.task_id))
             self._change_at[task.task_id] = when
-            heapq.heappush(self._changes, (when, task.task_id))
 
     def _add(self, position: _Position, facets: list[_Facet]) -> None:
         for facet in facets:
@@ -180,7 +180,9 @@ class MemoryStore:
         if task is None:
             return False
         self._discard(self._positions.pop(task_id), _facets(task, None) + _facets(task, task.status))
-        self._change_at.pop(task_id, None)
+        when = self._change_at.pop(task_id, None)
+        if when is not None:
+            self._changes.remove((when, task_id))
         return True
 
     def _discard(self, position: _Position, facets: list[_Facet]) -> None:
