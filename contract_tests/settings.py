@@ -36,6 +36,7 @@ class Settings:
     max_examples: int
     real_time_limit: float          # seconds a task may take to finish without an admin clock
     extra: dict = field(default_factory=dict)
+    admin_token: str | None = field(default=None, repr=False)  # a remote fake's admin token
 
     @property
     def embedded(self) -> bool:
@@ -77,6 +78,7 @@ class Settings:
             report_dir=Path(_env("REPORT_DIR", "contract-report")),
             max_examples=int(_env("MAX_EXAMPLES", "25")),
             real_time_limit=float(_env("TASK_TIMEOUT", "300")),
+            admin_token=_env("ADMIN_TOKEN"),
         )
 
 

@@ -2,7 +2,9 @@
 
 A target that answers GET /__admin/clock is a fake with the admin API: the suite then moves its
 clock instead of waiting, and reads its demo keys for the isolation checks. Anything else is
-treated as the real service: no admin, real waiting, paced requests, a budget.
+treated as the real service: no admin, real waiting, paced requests, a budget. A fake on another
+machine answers its admin API only to holders of its admin token: give it to the suite in
+DASHSCOPE_CONTRACT_ADMIN_TOKEN.
 """
 
 from __future__ import annotations
@@ -19,12 +21,16 @@ import httpx
 from .settings import Settings, region_of_base_url
 
 
+def _admin_headers(token: str | None) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"} if token else {}
+
+
 class Admin:
     """The fake's /__admin API, for targets that have one."""
 
-    def __init__(self, origin: str):
+    def __init__(self, origin: str, token: str | None = None):
         self.origin = origin
-        self._http = httpx.Client(base_url=origin, timeout=30)
+        self._http = httpx.Client(base_url=origin, timeout=30, headers=_admin_headers(token))
 
     def now(self) -> float:
         return self._http.get("/__admin/clock").json()["now"]
@@ -50,11 +56,11 @@ class Admin:
         self._http.close()
 
     @classmethod
-    def probe(cls, origin: str) -> "Admin | None":
+    def probe(cls, origin: str, token: str | None = None) -> "Admin | None":
         try:
-            response = httpx.get(origin + "/__admin/clock", timeout=5)
+            response = httpx.get(origin + "/__admin/clock", timeout=5, headers=_admin_headers(token))
             if response.status_code == 200 and "now" in response.json():
-                return cls(origin)
+                return cls(origin, token)
         except (httpx.HTTPError, ValueError):
             pass
         return None
@@ -134,7 +140,7 @@ def resolve(settings: Settings, embedded: EmbeddedFake | None) -> Target:
         inferred, origin = region_of_base_url(base_url, catalog)
         region = settings.region or inferred
         description = f"{base_url}"
-    admin = Admin.probe(origin)
+    admin = Admin.probe(origin, settings.admin_token)
     if region is None:
         region = admin.regions().get("default_region", "cn-beijing") if admin else "cn-beijing"
     other_account, other_region = settings.other_account_key, None

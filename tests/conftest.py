@@ -25,8 +25,10 @@ def shared_dir() -> Path:
 # --- the fake, in process and on loopback ------------------------------------------------------
 
 import asyncio
+import contextlib
 import socket
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import httpx
@@ -108,23 +110,33 @@ class LiveFake:
         return f"{self.origin}/{region}/api/v1"
 
 
-@pytest.fixture(scope="session")
-def live_fake() -> LiveFake:
-    """The fake served by uvicorn on a free loopback port for the whole session."""
-    service = make_service()
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+@contextlib.contextmanager
+def serving(app, host: str = "127.0.0.1", **config) -> Iterator[int]:
+    """`app` served by uvicorn in a thread on a free port of `host`; yields the port."""
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
-    server = uvicorn.Server(uvicorn.Config(create_app(service=service), log_level="warning", lifespan="off"))
+    sock.bind((host, 0))
+    config.setdefault("lifespan", "off")
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", **config))
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     started = threading.Event()
     while not server.started and thread.is_alive():
         started.wait(0.01)  # the server thread binding, not a clock-based behaviour
     assert server.started, "uvicorn did not start"
-    yield LiveFake(f"http://127.0.0.1:{sock.getsockname()[1]}", service)
-    server.should_exit = True
-    thread.join(timeout=5)
+    try:
+        yield sock.getsockname()[1]
+    finally:
+        server.should_exit = True
+        thread.join(timeout=5)
+
+
+@pytest.fixture(scope="session")
+def live_fake() -> Iterator[LiveFake]:
+    """The fake served by uvicorn on a free loopback port for the whole session."""
+    service = make_service()
+    with serving(create_app(service=service)) as port:
+        yield LiveFake(f"http://127.0.0.1:{port}", service)
 
 
 @pytest.fixture

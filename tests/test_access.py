@@ -3,13 +3,9 @@ API answers everybody; result and upload URLs are signed with a secret of this i
 
 from __future__ import annotations
 
-import socket
-import threading
-
 import httpx
 import pytest
-import uvicorn
-from conftest import ASYNC, PATHS, AppClient, auth, make_service
+from conftest import ASYNC, PATHS, AppClient, auth, make_service, serving
 
 from mock_server.access import is_loopback
 from mock_server.app import create_app
@@ -74,32 +70,14 @@ def test_is_loopback():
     assert not any(map(is_loopback, ["0.0.0.0", "::", "192.168.1.2", "192.0.2.2", "fd00::2", "example.com", "", "::ffff:10.0.0.1"]))
 
 
-def _serve(app, host: str) -> tuple[uvicorn.Server, threading.Thread, int]:
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((host, 0))
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    started = threading.Event()
-    while not server.started and thread.is_alive():
-        started.wait(0.01)  # the server binding, not a clock-based behaviour
-    return server, thread, sock.getsockname()[1]
-
-
 def test_bound_to_all_addresses_a_loopback_caller_still_controls_it():
     """Through a real socket: the gate reads the peer address uvicorn saw. (Calls from another
     address of this machine are not made here: the kit's tests use loopback only.)"""
-    server, thread, port = _serve(create_app(service=make_service()), "0.0.0.0")
-    try:
+    with serving(create_app(service=make_service()), "0.0.0.0") as port:
         assert httpx.get(f"http://127.0.0.1:{port}/__admin/clock").status_code == 200
         forwarded = httpx.get(f"http://127.0.0.1:{port}/__admin/clock", headers={"X-Forwarded-For": "192.0.2.7"})
         # uvicorn believes X-Forwarded-For from a loopback proxy: a remote caller behind it is remote.
         assert forwarded.status_code == 403
-    finally:
-        server.should_exit = True
-        thread.join(timeout=5)
 
 
 def test_the_banner_warns_when_the_fake_listens_beyond_loopback():
@@ -143,3 +121,19 @@ def _download(service: FakeDashScope, url: str) -> httpx.Response:
         return client.get(url)
     finally:
         client.close()
+
+
+def test_the_contract_suite_reaches_a_remote_fakes_admin_api_with_its_token():
+    from contract_tests.targets import Admin
+
+    app = create_app(service=FakeDashScope(Config.load(admin_token="team-token", rate_limits={"enabled": False})))
+
+    async def from_elsewhere(scope, receive, send):  # every caller looks like another machine
+        await app({**scope, "client": ("192.0.2.9", 40000)}, receive, send)
+
+    with serving(from_elsewhere) as port:
+        origin = f"http://127.0.0.1:{port}"
+        assert Admin.probe(origin) is None  # without the token it is "no admin API"
+        admin = Admin.probe(origin, "team-token")
+        assert admin is not None and admin.keys() and admin.advance(5) > 0
+        admin.close()

@@ -14,8 +14,7 @@ import threading
 
 import httpx
 import pytest
-import uvicorn
-from conftest import ASYNC, PATHS, AppClient, auth, demo_key, make_service
+from conftest import ASYNC, PATHS, AppClient, auth, demo_key, make_service, serving
 from PIL import Image
 
 from mock_server import housekeeping
@@ -125,23 +124,15 @@ def test_the_server_sweeps_on_its_own_while_it_runs(monkeypatch):
     service = make_service()
     service.clock.advance(0)
     fill(service, 50)
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    server = uvicorn.Server(uvicorn.Config(create_app(service=service), log_level="warning", lifespan="on"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    try:
+    with serving(create_app(service=service), lifespan="on"):
         service.clock.advance(49 * 3600)  # not through the admin API: only the background sweep can free them
         freed = threading.Event()
         for _ in range(500):  # waits for the sweeper task (an event), at most about 5 s
-            if service.store.counts()["tasks"] == 0 and server.started:
+            if service.store.counts()["tasks"] == 0:
                 freed.set()
                 break
             freed.wait(0.01)
         assert freed.is_set(), service.store.counts()
-    finally:
-        server.should_exit = True
-        thread.join(timeout=5)
 
 
 def test_a_task_keeps_the_prompt_the_service_keeps_not_the_body():
@@ -200,18 +191,7 @@ def test_a_body_that_stops_arriving_is_a_400_after_the_read_timeout():
 
 
 def test_a_connection_that_never_completes_its_request_head_is_closed():
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    config = uvicorn.Config(create_app(service=make_service()), log_level="warning", lifespan="off",
-                            http=protocol_with_head_timeout(0.2))
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    ready = threading.Event()
-    while not server.started and thread.is_alive():
-        ready.wait(0.01)
-    port = sock.getsockname()[1]
-    try:
+    with serving(create_app(service=make_service()), http=protocol_with_head_timeout(0.2)) as port:
         for opening in (b"", b"GET /api/v1/tasks/x HTTP/1.1\r\nHost: x\r\n"):
             conn = socket.create_connection(("127.0.0.1", port))
             conn.sendall(opening)
@@ -222,9 +202,6 @@ def test_a_connection_that_never_completes_its_request_head_is_closed():
         with httpx.Client(base_url=f"http://127.0.0.1:{port}") as client:
             for _ in range(2):
                 assert client.get("/api/v1/tasks/x", headers=auth()).status_code == 200
-    finally:
-        server.should_exit = True
-        thread.join(timeout=5)
 
 
 def _png(size: int) -> bytes:
