@@ -100,7 +100,10 @@ def _run_suite(origin: str, report_dir: Path, models: str, extra_env: dict[str, 
     })
     done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "contract_tests"],
                           cwd=REPO, env=env, capture_output=True, text=True, timeout=SUITE_TIMEOUT, stdin=subprocess.DEVNULL)
-    output = done.stdout[-4000:] + done.stderr[-2000:]
+    # The head too: when a session fixture fails, its traceback comes first and the tail is
+    # only the list of errored tests.
+    output = done.stdout[:4000] + ("\n[...]\n" + done.stdout[-3000:] if len(done.stdout) > 7000 else done.stdout[4000:]) \
+        + done.stderr[-2000:]
     report_path = report_dir / "report.json"
     assert report_path.is_file(), f"the suite wrote no report (exit {done.returncode}):\n{output}"
     return done.returncode, json.loads(report_path.read_text(encoding="utf-8")), output
