@@ -38,37 +38,11 @@ def _images_for(model: ds.Model, count: int | None = None) -> list[str]:
 
 
 def _valid_sizes(model: ds.Model) -> list[str]:
-    rule = model.size_rule
-    if "size" not in model.parameters:
-        return []
-    if rule["kind"] == "fixed":
-        return list(rule["sizes"])
-    if rule["kind"] == "per_side":
-        return ["1033*1032", f"{rule['min']}*{rule['max']}"]
-    if rule["kind"] == "total_pixels":
-        low = rule.get("aspect", {}).get("min")
-        sizes = ["1024*1024"] if rule["min_pixels"] <= 1024 * 1024 <= rule["max_pixels"] else []
-        if low:
-            side = int((rule["max_pixels"] * low) ** 0.5) // 16 * 16
-            sizes.append(f"{side}*{int(side / low)}")
-        return sizes
-    return []
+    return model.size_rule.edge_sizes()[0] if "size" in model.parameters else []
 
 
 def _invalid_sizes(model: ds.Model) -> list[str]:
-    rule = model.size_rule
-    if "size" not in model.parameters:
-        return []
-    if rule["kind"] == "fixed":
-        return ["1024*1000"]
-    if rule["kind"] == "per_side":
-        return [f"{rule['min'] - 1}*{rule['min']}", f"{rule['max']}*{rule['max'] + 1}"]
-    if rule["kind"] == "total_pixels":
-        out = ["4096*4096", "256*256"]
-        if "aspect" in rule:
-            out.append("2048*400")
-        return out
-    return []
+    return model.size_rule.edge_sizes()[1] if "size" in model.parameters else []
 
 
 def catalog_cases(catalog: ds.Catalog, models: list[str], region: str, *, cheap: bool,
@@ -114,23 +88,25 @@ def catalog_cases(catalog: ds.Catalog, models: list[str], region: str, *, cheap:
             for size in _invalid_sizes(model):
                 add(f"size-{size}", endpoint, model, variant(size=size))
             add("seed-too-large", endpoint, model, variant(seed=2147483648))
-            images_path = catalog.endpoints[endpoint]["images_path"]
+            images_path = catalog.endpoints[endpoint].images_path
             if images_path:
                 add("too-many-images", endpoint, model,
                     body_for(endpoint, name, PROMPT, _images_for(model, model.input_images["max"] + 1), {"n": 1}))
                 if model.input_images["min"] > 0:
                     add("too-few-images", endpoint, model,
                         body_for(endpoint, name, PROMPT, _images_for(model, model.input_images["min"] - 1), {"n": 1}))
-            if endpoint == "multimodal-generation":
+            prompt_path = catalog.endpoints[endpoint].prompt_path or ""
+            if not ds.paths.is_field(prompt_path):  # the prompt is one item of a content list
                 two_texts = copy.deepcopy(base)
-                two_texts["input"]["messages"][0]["content"].append({"text": "and another"})
+                ds.paths.put_at(two_texts, prompt_path, ["and another"])
                 add("two-texts", endpoint, model, two_texts)
             else:
                 no_prompt = copy.deepcopy(base)
-                del no_prompt["input"]["prompt"]
+                ds.paths.remove_at(no_prompt, prompt_path)
                 add("missing-prompt", endpoint, model, no_prompt)
+            if catalog.endpoints[endpoint].async_header == "required":
                 add("missing-async-header", endpoint, model, base, headers={})
-            for other in catalog.endpoints:
+            for other in catalog.generation_endpoints:
                 if other not in model.endpoints:
                     add(f"on-{other}", other, model, body_for(other, name, PROMPT, _images_for(model, max(1, model.input_images["min"])),
                                                             {"n": model.n["min"]}))

@@ -33,7 +33,6 @@ from .requests import oracle
 from .settings import region_of_base_url
 
 CASSETTE = "cassette.jsonl"
-GENERATION = ("multimodal-generation", "text2image", "image2image")
 DEFAULT_REGION = "cn-beijing"
 # Checks that only need the recorded exchange (and the catalog): what recheck runs.
 OFFLINE_CHECKS = ALWAYS + ("valid_request_accepted", "invalid_request_rejected", "usage_agrees_with_results",
@@ -172,7 +171,7 @@ def expectation(catalog: ds.Catalog, exchange: Exchange, region: str | None = No
     size is worked out from the last input image's own bytes (a data URI); when the last image is a
     URL its dimensions are unknown offline, and the size is not judged.
     """
-    if exchange.endpoint not in GENERATION or exchange.endpoint not in catalog.endpoints or exchange.request_body is None:
+    if exchange.endpoint not in catalog.generation_endpoints or exchange.request_body is None:
         return None
     headers = dict(exchange.request_headers or {})
     region = region or region_of(exchange, catalog)
@@ -197,7 +196,7 @@ def recheck(exchanges: str | Path | Iterable[Exchange], profile: str = ds.DEFAUL
 
     Every exchange gets the ALWAYS checks. A generation request whose body is recorded (and was
     sent with a key and not throttled) also gets valid_request_accepted / invalid_request_rejected
-    against the profile's oracle, usage_agrees_with_results, and, for multimodal-generation,
+    against the profile's oracle, usage_agrees_with_results, and, for the synchronous endpoint,
     image_size_obeys_rules. Task polls get usage_agrees_with_results (with the n of the request
     that created the task, when recorded) and status_moves_forward (UNKNOWN answers, which expiry
     and other accounts show, left out of a task's history). Requests without a key, any 401, and
@@ -216,12 +215,13 @@ def recheck(exchanges: str | Path | Iterable[Exchange], profile: str = ds.DEFAUL
         expect: Expect | None = None
         facts: dict[str, Any] = {}
         judged = _has_key(exchange) and exchange.status != 401 and not _throttled(exchange)
-        if judged and exchange.endpoint in GENERATION:
+        endpoint = catalog.endpoints.get(exchange.endpoint)
+        if judged and endpoint is not None and endpoint.generates:
             expect = expectation(catalog, exchange, region)
             if expect is not None:
                 names += ["valid_request_accepted", "invalid_request_rejected"]
             names.append("usage_agrees_with_results")
-            if exchange.endpoint == "multimodal-generation":
+            if endpoint.is_sync_generation:
                 names.append("image_size_obeys_rules")
             task_id = _task_id_created(exchange) if exchange.status == 200 else None
             if task_id:
@@ -331,7 +331,8 @@ def _attributed(exchanges: list[Exchange]) -> list[tuple[Exchange, str | None]]:
     out = []
     for exchange in exchanges:
         model = _model_of(exchange)
-        if exchange.endpoint in GENERATION and model:
+        endpoint = _endpoint(exchange.endpoint)
+        if endpoint is not None and endpoint.generates and model:
             task_id = _task_id_created(exchange)
             if task_id:
                 models[task_id] = model
@@ -361,23 +362,22 @@ def _request_key(exchange: Exchange) -> str:
 def _request_summary(exchange: Exchange) -> dict[str, Any]:
     """A recorded request, shortly: enough to recognise it, without its images or prompt text."""
     body = exchange.request_body if isinstance(exchange.request_body, dict) else {}
-    input_ = body.get("input") if isinstance(body.get("input"), dict) else {}
+    endpoint = _endpoint(exchange.endpoint)
     images, prompt = 0, ""
-    if isinstance(input_.get("messages"), list):
-        for message in input_["messages"]:
-            for item in (message.get("content") or []) if isinstance(message, dict) else []:
-                if isinstance(item, dict):
-                    images += "image" in item
-                    prompt += item.get("text", "") if isinstance(item.get("text"), str) else ""
-    else:
-        images = len(input_.get("images") or []) if isinstance(input_.get("images"), list) else 0
-        prompt = input_.get("prompt") if isinstance(input_.get("prompt"), str) else ""
+    if endpoint is not None and endpoint.generates and endpoint.prompt_path:
+        images = len(ds.items_at(body, endpoint.images_path)) if endpoint.images_path else 0
+        prompt = "".join(text for text in ds.values_at(body, endpoint.prompt_path) if isinstance(text, str))
     summary: dict[str, Any] = {"model": body.get("model"), "parameters": body.get("parameters"), "images": images,
                                "prompt_chars": len(prompt), "key": _has_key(exchange)}
     async_header = _header(exchange.request_headers, "x-dashscope-async")
-    if async_header is not None or exchange.endpoint in ("text2image", "image2image"):
+    if async_header is not None or (endpoint is not None and endpoint.is_async):
         summary["async_header"] = async_header
     return summary
+
+
+def _endpoint(name: str) -> ds.Endpoint | None:
+    """An endpoint of the API's plan (the same in every profile)."""
+    return ds.load_catalog().endpoints.get(name)
 
 
 class _Side:

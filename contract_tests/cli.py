@@ -88,7 +88,7 @@ def plan() -> int:
         total_images += case.spend
         total_cost += cost
         verdict = "accept" if case.expect.accepted else f"{case.expect.status} {case.expect.code}"
-        url = (settings.base_url or "http://127.0.0.1:PORT/cn-beijing/api/v1") + catalog.endpoints[case.endpoint]["path"]
+        url = (settings.base_url or "http://127.0.0.1:PORT/cn-beijing/api/v1") + catalog.endpoints[case.endpoint].path
         headers = {**case.headers, "Content-Type": "application/json",
                    **({"Authorization": "Bearer $DASHSCOPE_API_KEY"} if case.key == "default" else {})}
         exchange = Exchange("POST", url, case.endpoint, headers, case.body, 0, {}, None)

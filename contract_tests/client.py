@@ -140,7 +140,7 @@ class ContractClient:
             throttled = response.status_code == 429 and exchange.code == "Throttling.RateQuota"
             if not (throttled and retry_throttled) or attempt == len(BACKOFF):
                 return exchange
-            if endpoint in ("text2image", "image2image"):
+            if endpoint in self.catalog.endpoints and self.catalog.endpoints[endpoint].is_async:
                 self._nudge_own_tasks()
             self._back_off(attempt)
         return exchange
@@ -168,7 +168,7 @@ class ContractClient:
         self.last_model = model
         if spend:
             self.budget.reserve(model or "", spend)
-        path = self.catalog.endpoints[endpoint]["path"]
+        path = self.catalog.endpoints[endpoint].path
         return self.send("POST", (base_url or self.target.base_url) + path, endpoint=endpoint, body=body,
                          headers=headers, key=key, model=model)
 

@@ -31,6 +31,7 @@ import sys
 from dataclasses import dataclass
 from typing import Any, Callable
 
+import dashscope_schemas as ds
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from mock_server.app import create_app
@@ -107,9 +108,17 @@ def _patching(patch: Callable[[FakeDashScope], None]) -> Callable[[FakeDashScope
     return make_app
 
 
-TASK_QUERY = r"/api/v1/tasks/[^/]+$"
-IMAGE_SYNTHESIS = r"/api/v1/services/aigc/[^/]+/image-synthesis$"
-MULTIMODAL = r"/api/v1/services/aigc/multimodal-generation/generation$"
+def _path_pattern(*names: str) -> str:
+    """A regex of the paths (below /api/v1) of the catalog's endpoints `names`, or of the kind
+    of endpoint ("sync", "async") when a name is one of those."""
+    endpoints = ds.load_catalog().endpoints.values()
+    paths = [e.path for e in endpoints if e.name in names or e.mode in names]
+    return "/api/v1(?:" + "|".join(re.escape(p).replace(r"\{task_id\}", "[^/]+") for p in paths) + ")$"
+
+
+TASK_QUERY = _path_pattern("task-query")
+IMAGE_SYNTHESIS = _path_pattern("async")
+MULTIMODAL = _path_pattern("sync")
 ANY_API = r"/api/v1/"
 
 
@@ -238,9 +247,9 @@ def _size_not_rounded(service: FakeDashScope) -> None:
     def wrapped(endpoint, body, headers, region):
         request = check(endpoint, body, headers, region)
         rule = request.model.size_rule
-        if request.size is None or "round_to" not in rule:
+        if request.size is None or rule.round_to is None:
             return request
-        unrounded = {k: v for k, v in rule.items() if k != "round_to"}
+        unrounded = dataclasses.replace(rule, round_to=None)
         return dataclasses.replace(request, model=dataclasses.replace(request.model, size_rule=unrounded))
 
     service.check = wrapped  # type: ignore[method-assign]
@@ -280,7 +289,7 @@ MUTANTS: dict[str, Mutant] = {
         ("response_schema_conformance", "usage_agrees_with_results"),
         _rewriting("GET", TASK_QUERY, _rename_url)),
     "missing-field": Mutant(
-        "multimodal-generation success has usage without width",
+        "a synchronous generation success has usage without width",
         ("response_schema_conformance",),
         _rewriting("POST", MULTIMODAL, _drop_usage_width)),
     "wrong-type": Mutant(

@@ -30,17 +30,13 @@ IMAGE_SIZES = ((640, 480), (480, 640), (512, 512))
 
 
 def body_for(endpoint: str, model: str, prompt: str, images: list[str], parameters: dict[str, Any]) -> dict[str, Any]:
-    if endpoint == "multimodal-generation":
-        content = [{"image": i} for i in images] + [{"text": prompt}]
-        return {"model": model, "input": {"messages": [{"role": "user", "content": content}]}, "parameters": parameters}
-    body: dict[str, Any] = {"model": model, "input": {"prompt": prompt}, "parameters": parameters}
-    if endpoint == "image2image":
-        body["input"]["images"] = images
-    return body
+    """A request body of a generation endpoint, built from the catalog's template and paths (the
+    images are left out where the endpoint takes none)."""
+    return ds.load_catalog().endpoints[endpoint].body(model, prompt, images, parameters)
 
 
 def headers_for(catalog: ds.Catalog, endpoint: str) -> dict[str, str]:
-    return dict(ASYNC) if catalog.endpoints[endpoint]["async_header"] == "required" else {}
+    return dict(ASYNC) if catalog.endpoints[endpoint].async_header == "required" else {}
 
 
 def image_dims(ref: str) -> tuple[int, int] | None:

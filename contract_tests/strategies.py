@@ -25,32 +25,44 @@ PROMPT_ALPHABET = st.characters(codec="utf-8", categories=("L", "N", "P", "Zs"))
 @lru_cache(maxsize=None)
 def _parameters_schema(profile: str, endpoint: str) -> dict:
     catalog = ds.load_catalog(profile)
-    bundled = ds.load_schema(catalog.endpoints[endpoint]["request_schema"], profile)
+    bundled = ds.load_schema(catalog.endpoints[endpoint].request_schema, profile)
     return {"$defs": bundled["$defs"], **bundled["properties"]["parameters"]}
 
 
-def size_for(rule: dict, cheap: bool) -> st.SearchStrategy[str | None]:
-    kind = rule["kind"]
-    if cheap or kind == "not_settable":
-        return st.none()
-    if kind == "fixed":
-        return st.none() | st.sampled_from(rule["sizes"])
-    if kind == "per_side":
-        side = st.integers(rule["min"], rule["max"])
-        return st.none() | st.builds(lambda w, h: f"{w}*{h}", side, side)
-    aspect = rule.get("aspect", {"min": 0.25, "max": 4.0})
+def _fixed_sizes(rule: ds.sizes.FixedSizes) -> st.SearchStrategy[str]:
+    return st.sampled_from(rule.sizes)
+
+
+def _per_side_sizes(rule: ds.sizes.PerSide) -> st.SearchStrategy[str]:
+    side = st.integers(rule.min, rule.max)
+    return st.builds(lambda w, h: f"{w}*{h}", side, side)
+
+
+def _total_pixel_sizes(rule: ds.sizes.TotalPixels) -> st.SearchStrategy[str]:
+    aspect = rule.aspect or ds.sizes.AspectRange(0.25, 4.0)
 
     @st.composite
     def total(draw) -> str:
-        pixels = draw(st.integers(rule["min_pixels"], rule["max_pixels"]))
-        ratio = draw(st.floats(max(aspect["min"], 0.25), min(aspect["max"], 4.0)))
+        pixels = draw(st.integers(rule.min_pixels, rule.max_pixels))
+        ratio = draw(st.floats(max(aspect.min, 0.25), min(aspect.max, 4.0)))
         width = max(1, int(math.sqrt(pixels * ratio)))
-        height = max(1, pixels // width)
-        size = (width, height)
-        assume(ds.size_violation(rule, size) is None)
+        size = (width, max(1, pixels // width))
+        assume(rule.violation(size) is None)
         return ds.format_size(size)
 
-    return st.none() | total()
+    return total()
+
+
+# The sizes each kind of rule accepts, one function per kind (a kind without one takes no size).
+SIZE_STRATEGIES = {ds.sizes.FixedSizes: _fixed_sizes, ds.sizes.PerSide: _per_side_sizes,
+                   ds.sizes.TotalPixels: _total_pixel_sizes}
+
+
+def size_for(rule: ds.SizeRule, cheap: bool) -> st.SearchStrategy[str | None]:
+    sizes = SIZE_STRATEGIES.get(type(rule))
+    if cheap or sizes is None:
+        return st.none()
+    return st.none() | sizes(rule)
 
 
 @st.composite
@@ -82,6 +94,10 @@ def valid_request(draw, profile: str, models: tuple[str, ...], region: str, chea
         if ds.get_path(body, rule["if_present"]) is not None:
             _set(body, rule["require"]["path"], rule["require"]["equals"])
     return endpoint, body, headers_for(catalog, endpoint)
+
+
+def _prompt_of(catalog: ds.Catalog, endpoint: str, body: dict) -> str:
+    return next(iter(ds.values_at(body, catalog.endpoints[endpoint].prompt_path or "")), "a cat")
 
 
 def _set(body: dict, dotted: str, value) -> None:
@@ -118,23 +134,19 @@ def invalid_request(draw, profile: str, models: tuple[str, ...], region: str):
     elif mutation == "size-not-w-x-h":
         params["size"] = draw(st.sampled_from(["1024x1024", "1024", "*", "1024*", "big"]))
     elif mutation == "one-image-too-many":
-        if endpoint == "text2image":
-            assume(False)
-        extra = sample_image(*IMAGE_SIZES[0])
-        if endpoint == "multimodal-generation":
-            content = body["input"]["messages"][0]["content"]
-            images = [c for c in content if "image" in c]
-            body["input"]["messages"][0]["content"] = images + [{"image": extra}] * (model.input_images["max"] + 1 - len(images)) + [
-                c for c in content if "text" in c]
-        else:
-            body["input"]["images"] = body["input"]["images"] + [extra] * (model.input_images["max"] + 1 - len(body["input"]["images"]))
+        images_path = catalog.endpoints[endpoint].images_path
+        assume(images_path is not None)  # an endpoint that takes no images has no "too many"
+        assert images_path is not None
+        images = ds.items_at(body, images_path)
+        extra = [sample_image(*IMAGE_SIZES[0])] * (model.input_images["max"] + 1 - len(images))
+        body = body_for(endpoint, model.name, _prompt_of(catalog, endpoint, body), images + extra, params)
     elif mutation == "seed-out-of-range":
         params["seed"] = draw(st.integers(2**31, 2**40) | st.integers(-(2**40), -1))
     elif mutation == "unknown-model":
         body["model"] = body["model"] + draw(st.sampled_from(["-x", "-turbo-9000", "2"]))
         assume(catalog.model(body["model"]) is None)
     elif mutation == "wrong-endpoint":
-        others = [e for e in catalog.endpoints if e not in model.endpoints]
+        others = [e for e in catalog.generation_endpoints if e not in model.endpoints]
         assume(others)
         endpoint = draw(st.sampled_from(others))
         body = body_for(endpoint, model.name, "a cat", [sample_image(*IMAGE_SIZES[0])], {"n": 1})
@@ -142,10 +154,12 @@ def invalid_request(draw, profile: str, models: tuple[str, ...], region: str):
     elif mutation == "missing-async-header":
         assume(headers)
         headers = {}
-    elif mutation == "missing-prompt":
-        assume(endpoint != "multimodal-generation")
-        del body["input"]["prompt"]
-    elif mutation == "two-texts":
-        assume(endpoint == "multimodal-generation")
-        body["input"]["messages"][0]["content"].append({"text": "another"})
+    elif mutation == "missing-prompt":  # where the prompt is a field of its own
+        prompt_path = catalog.endpoints[endpoint].prompt_path or ""
+        assume(ds.paths.is_field(prompt_path))
+        ds.paths.remove_at(body, prompt_path)
+    elif mutation == "two-texts":  # where the prompt is one item of a content list
+        prompt_path = catalog.endpoints[endpoint].prompt_path or ""
+        assume(not ds.paths.is_field(prompt_path))
+        ds.paths.put_at(body, prompt_path, ["another"])
     return endpoint, body, headers, mutation

@@ -39,7 +39,8 @@ def _key(contract, kind: str):
 
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
 def test_catalog_case(contract, case):
-    if case.endpoint not in contract.catalog.endpoints:
+    endpoint = contract.catalog.endpoints.get(case.endpoint)
+    if endpoint is None:
         pytest.skip(f"{case.endpoint} is not an endpoint of this profile")
     try:
         answer = contract.client.generate(case.endpoint, case.body, headers=case.headers, key=_key(contract, case.key),
@@ -47,12 +48,12 @@ def test_catalog_case(contract, case):
     except BudgetExhausted as exhausted:
         pytest.skip(f"budget: {exhausted}")
     checks = ["valid_request_accepted", "invalid_request_rejected", "usage_agrees_with_results"]
-    if case.endpoint == "multimodal-generation":
+    if endpoint.is_sync_generation:
         checks += ["image_size_obeys_rules", "images_download_as_png"]
     if "prompt_limit" in case.facts:
         checks.append("long_prompt_truncated")
     contract.verify(answer, *checks, expect=case.expect, **case.facts)
-    if case.expect.accepted and case.endpoint != "multimodal-generation":
+    if case.expect.accepted and endpoint.is_async:
         polls = follow(contract.client, answer.json["output"]["task_id"], limit=contract.settings.real_time_limit, model=case.model)
         final = polls[-1]
         statuses = [status_of(p) for p in polls if status_of(p)]

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import dashscope_schemas as ds
 import pytest
 from hypothesis import HealthCheck, Phase, event, note, settings
 from hypothesis import strategies as st
@@ -59,8 +60,18 @@ EDGE = 0.01
 REAL_MAX_TASKS = 2            # at most this many tasks per test against a target without admin API
 FAKE_EXAMPLES, FAKE_STEPS = 10, 20
 REAL_EXAMPLES, REAL_STEPS = 2, 6   # the simplest run (create, then poll) and one drawn at random
-# The two async endpoints and the cheap model each takes.
-CHOICES = (("text2image", "qwen-image-plus"), ("image2image", "wan2.5-i2i-preview"))
+
+
+def _cheapest(catalog, endpoint: str) -> str:
+    """The model of an endpoint with the lowest price in Beijing (unknown prices last), by name on ties."""
+    models = [m for m in catalog.models.values() if endpoint in m.endpoints]
+    return min(models, key=lambda m: (m.price_per_image.get("cn-beijing") is None, m.price_per_image.get("cn-beijing") or 0,
+                                      m.name)).name
+
+
+# Each async endpoint of the catalog and the cheap model it takes.
+CHOICES = tuple((name, _cheapest(ds.load_catalog(), name)) for name, e in ds.load_catalog().generation_endpoints.items()
+                if e.is_async)
 PROMPTS = ("a red kite over a green hill", "a lighthouse on a cliff at dusk, watercolour", "一只橘猫在窗台上")
 # Clock moves: mostly within and around the default phase lengths (1 s pending, 15 s running;
 # 50 s for wan2.5; the edges just either side, not on them, so a replay sees the same), one in
@@ -91,7 +102,7 @@ def async_choices(contract) -> list[tuple[str, str]]:
     """(endpoint, model) of CHOICES that the profile, the region and DASHSCOPE_CONTRACT_MODELS allow."""
     catalog, region, only = contract.catalog, contract.target.region, contract.settings.models
     return [(endpoint, name) for endpoint, name in CHOICES
-            if endpoint in catalog.endpoints and catalog.model(name) is not None and (not only or name in only)
+            if endpoint in catalog.generation_endpoints and catalog.model(name) is not None and (not only or name in only)
             and endpoint in catalog.model(name).endpoints and region in catalog.model(name).regions]
 
 

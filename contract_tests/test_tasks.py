@@ -18,11 +18,11 @@ def _create(contract, model: str = "qwen-image-plus"):
     """A cheap valid task: the first async model of the profile the target's region serves."""
     catalog = contract.catalog
     candidates = [m for m in ([model] + sorted(catalog.models)) if catalog.model(m) and contract.target.region in catalog.model(m).regions
-                  and any(e != "multimodal-generation" for e in catalog.model(m).endpoints)]
+                  and catalog.model(m).is_async]
     if not candidates:
         pytest.skip("no asynchronous model in this profile and region")
     found = catalog.model(candidates[0])
-    endpoint = next(e for e in found.endpoints if e != "multimodal-generation")
+    endpoint = next(e for e in found.endpoints if catalog.endpoints[e].is_async)
     from .cases import _images_for
 
     body = body_for(endpoint, found.name, "a small red boat", _images_for(found), {"n": found.n["min"]})

@@ -23,27 +23,24 @@ from .openapi import openapi_document
 from .regions import RegionRouter
 from .service import FakeDashScope
 from .store import Store
-from .uploads import UPLOAD_PATH
 
 log = logging.getLogger("dashscope_mock")
 API = "/api/v1"
 
 
+# The handler of each route of the catalog's plan that is not a generation endpoint (those are
+# handled by their mode, generation.handler_for).
+_HANDLERS = {"task-query": tasks.get_task, "task-cancel": tasks.cancel_task, "task-list": tasks.list_tasks,
+             "upload-policy": uploads.get_policy, "upload": uploads.receive_upload, "download": results.download}
+
+
 def _routes(service: FakeDashScope) -> list[Route]:
-    endpoints = service.catalog.endpoints
-    return [
-        Route(API + endpoints["multimodal-generation"]["path"], generation.multimodal_generation, methods=["POST"]),
-        Route(API + endpoints["text2image"]["path"], generation.image_synthesis("text2image"), methods=["POST"]),
-        Route(API + endpoints["image2image"]["path"], generation.image_synthesis("image2image"), methods=["POST"]),
-        Route(API + "/tasks/{task_id}", tasks.get_task, methods=["GET"]),
-        Route(API + "/tasks/{task_id}/cancel", tasks.cancel_task, methods=["POST"]),
-        Route(API + "/tasks", tasks.list_tasks, methods=["GET"]),
-        Route(API + "/uploads", uploads.get_policy, methods=["GET"]),
-        Route(UPLOAD_PATH, uploads.receive_upload, methods=["POST"]),
-        Route("/__oss/{bucket}/{object_path:path}", results.download, methods=["GET"]),
-        Route("/openapi.json", _openapi, methods=["GET"]),
-        *admin.routes,
-    ]
+    """The catalog's endpoints as routes, then what is the fake's own (OpenAPI, control)."""
+    routes = []
+    for endpoint in service.catalog.endpoints.values():
+        handler = generation.handler_for(endpoint) if endpoint.generates else _HANDLERS[endpoint.name]
+        routes.append(Route((API if endpoint.under_api else "") + endpoint.path, handler, methods=[endpoint.method]))
+    return [*routes, Route("/openapi.json", _openapi, methods=["GET"]), *admin.routes]
 
 
 async def _openapi(request: Request) -> Response:

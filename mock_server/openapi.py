@@ -54,73 +54,80 @@ OSS_HEADER = {"name": "X-DashScope-OssResourceResolve", "in": "header", "require
 TASK_ID = {"name": "task_id", "in": "path", "required": True, "schema": {"type": "string", "minLength": 1}}
 
 
-def _generation(endpoint: str, catalog: ds.Catalog, summary: str, async_: bool) -> dict[str, Any]:
-    info = catalog.endpoints[endpoint]
-    models = sorted(name for name, m in catalog.models.items() if endpoint in m.endpoints)
-    operation: dict[str, Any] = {
-        "operationId": endpoint.replace("-", "_"),
-        "summary": summary,
+def _generation(endpoint: ds.Endpoint, catalog: ds.Catalog) -> dict[str, Any]:
+    assert endpoint.request_schema is not None
+    models = sorted(name for name, m in catalog.models.items() if endpoint.name in m.endpoints)
+    stream_header = {"name": "X-DashScope-SSE", "in": "header", "required": False, "schema": {"type": "string"},
+                     "description": "enable for server-sent events (one result event per image); any other value is ignored."}
+    return {
         "description": "Models: " + ", ".join(models) + ". Per-model rules (n, size, images) are in the kit's catalog.",
-        "security": AUTH,
-        "parameters": ([ASYNC_HEADER] if async_ else [
-            {"name": "X-DashScope-SSE", "in": "header", "required": False, "schema": {"type": "string"},
-             "description": "enable for server-sent events (one result event per image); any other value is ignored."}]) + [OSS_HEADER],
+        "parameters": ([ASYNC_HEADER] if endpoint.is_async else [stream_header]) + [OSS_HEADER],
         # The message schema, narrowed to the models this endpoint serves (others: 400 by the catalog).
         "requestBody": {"required": True, "content": {"application/json": {"schema": {
-            "allOf": [_ref(info["request_schema"]), {"properties": {"model": {"enum": models}}}]}}}},
-        "responses": {"200": _json(info["response_schema"], "Task created (always 200)" if async_ else "The images"),
-                      **_errors("400", "401", "403", "429", "500")},
+            "allOf": [_ref(endpoint.request_schema), {"properties": {"model": {"enum": models}}}]}}}},
     }
-    if not async_:
-        # One schema per event: id, event (result or error) and data, the JSON of a stream chunk or an error.
-        operation["responses"]["200"]["content"]["text/event-stream"] = {"schema": {
-            "type": "object", "required": ["event", "data"],
-            "properties": {"id": {"type": "string"}, "event": {"enum": ["result", "error"]},
-                           "data": {"type": "string", "contentMediaType": "application/json",
-                                    "contentSchema": {"oneOf": [_ref("multimodal-generation.stream-chunk"), _ref("error")]}}}}}
-    return {"post": operation}
+
+
+def _stream_events() -> dict[str, Any]:
+    """The text/event-stream answer of the synchronous endpoint: one schema per event (id, event
+    (result or error) and data, the JSON of a stream chunk or an error)."""
+    return {"schema": {
+        "type": "object", "required": ["event", "data"],
+        "properties": {"id": {"type": "string"}, "event": {"enum": ["result", "error"]},
+                       "data": {"type": "string", "contentMediaType": "application/json",
+                                "contentSchema": {"oneOf": [_ref("multimodal-generation.stream-chunk"), _ref("error")]}}}}}
+
+
+def _route_parameters(catalog: ds.Catalog) -> dict[str, list[dict[str, Any]]]:
+    """The parameters of the routes that are not generation endpoints, by endpoint name."""
+    statuses = ["PENDING", "RUNNING", "SUCCEEDED", "FAILED", "CANCELED"]
+    return {
+        "task-query": [TASK_ID],
+        "task-cancel": [TASK_ID],
+        "task-list": [
+            {"name": "page_no", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": MAX_PAGE_NO, "default": 1}},
+            {"name": "page_size", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": MAX_PAGE_SIZE, "default": 10}},
+            {"name": "start_time", "in": "query", "schema": {"type": "string", "pattern": LIST_TIME_PATTERN}},
+            {"name": "end_time", "in": "query", "schema": {"type": "string", "pattern": LIST_TIME_PATTERN}},
+            {"name": "model_name", "in": "query", "schema": {"type": "string"}},
+            {"name": "api_key_id", "in": "query", "schema": {"type": "string"}},
+            {"name": "region", "in": "query", "schema": {"type": "string"}},
+            {"name": "status", "in": "query", "schema": {"type": "string", "enum": statuses}},
+        ],
+        "upload-policy": [
+            {"name": "action", "in": "query", "required": True, "schema": {"type": "string", "enum": ["getPolicy"]}},
+            {"name": "model", "in": "query", "required": True, "schema": {"type": "string", "enum": sorted(catalog.models)}}],
+    }
+
+
+def _operation(endpoint: ds.Endpoint, catalog: ds.Catalog) -> dict[str, Any]:
+    assert endpoint.response_schema is not None
+    operation: dict[str, Any] = {
+        "operationId": endpoint.name.replace("-", "_"), "summary": endpoint.summary, "security": AUTH,
+        "parameters": _route_parameters(catalog).get(endpoint.name, []),
+        "responses": {"200": _json(endpoint.response_schema, endpoint.summary),
+                      **_errors(*(str(s) for s in sorted(endpoint.statuses) if s >= 400))},
+    }
+    if endpoint.generates:
+        operation.update(_generation(endpoint, catalog))
+    if endpoint.is_sync_generation:
+        operation["responses"]["200"]["content"]["text/event-stream"] = _stream_events()
+    return operation
 
 
 @lru_cache(maxsize=None)
 def openapi_document(profile: str = ds.DEFAULT_PROFILE) -> dict[str, Any]:
+    """The API below a region's base URL, from the catalog's endpoints (the OSS-like upload host
+    and result objects are other hosts of the real service, not part of this API)."""
     catalog = ds.load_catalog(profile)
     names = [n for n in ds.schema_names() if n != "common"]
     components = {name: _reroot(ds.load_schema(name, profile), name) for name in names}
     for schema in components.values():
         schema.pop("$schema", None)
-    paths = {
-        catalog.endpoints["multimodal-generation"]["path"]: _generation(
-            "multimodal-generation", catalog, "Image editing and text-to-image, synchronous", False),
-        catalog.endpoints["text2image"]["path"]: _generation("text2image", catalog, "Text-to-image task (async)", True),
-        catalog.endpoints["image2image"]["path"]: _generation("image2image", catalog, "Image-to-image task (async)", True),
-        "/tasks/{task_id}": {"get": {
-            "operationId": "get_task", "summary": "A task's status and results; unknown or expired ids answer UNKNOWN",
-            "security": AUTH, "parameters": [TASK_ID],
-            "responses": {"200": _json("task-query.response", "The task"), **_errors("401", "429")}}},
-        "/tasks/{task_id}/cancel": {"post": {
-            "operationId": "cancel_task", "summary": "Cancel a PENDING task", "security": AUTH, "parameters": [TASK_ID],
-            "responses": {"200": _json("task-cancel.response", "Cancelled"), **_errors("400", "401", "429")}}},
-        "/tasks": {"get": {
-            "operationId": "list_tasks", "summary": "The account's tasks in this region, newest first", "security": AUTH,
-            "parameters": [
-                {"name": "page_no", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": MAX_PAGE_NO, "default": 1}},
-                {"name": "page_size", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": MAX_PAGE_SIZE,
-                                                                "default": 10}},
-                {"name": "start_time", "in": "query", "schema": {"type": "string", "pattern": LIST_TIME_PATTERN}},
-                {"name": "end_time", "in": "query", "schema": {"type": "string", "pattern": LIST_TIME_PATTERN}},
-                {"name": "model_name", "in": "query", "schema": {"type": "string"}},
-                {"name": "api_key_id", "in": "query", "schema": {"type": "string"}},
-                {"name": "region", "in": "query", "schema": {"type": "string"}},
-                {"name": "status", "in": "query", "schema": {"type": "string", "enum": ["PENDING", "RUNNING", "SUCCEEDED", "FAILED", "CANCELED"]}},
-            ],
-            "responses": {"200": _json("task-list.response", "A page of tasks"), **_errors("400", "401", "429")}}},
-        "/uploads": {"get": {
-            "operationId": "get_upload_policy", "summary": "An upload policy for a local file (the SDK's file:// inputs)",
-            "security": AUTH, "parameters": [
-                {"name": "action", "in": "query", "required": True, "schema": {"type": "string", "enum": ["getPolicy"]}},
-                {"name": "model", "in": "query", "required": True, "schema": {"type": "string", "enum": sorted(catalog.models)}}],
-            "responses": {"200": _json("upload-policy.response", "Where and how to upload"), **_errors("400", "401")}}},
-    }
+    paths: dict[str, dict[str, Any]] = {}
+    for endpoint in catalog.endpoints.values():
+        if endpoint.under_api:
+            paths.setdefault(endpoint.path, {})[endpoint.method.lower()] = _operation(endpoint, catalog)
     return {
         "openapi": "3.1.0",
         "jsonSchemaDialect": "https://json-schema.org/draft/2020-12/schema",

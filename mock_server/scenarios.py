@@ -16,22 +16,28 @@ from typing import Any
 from dashscope_schemas import Catalog
 
 SCENARIO_HEADER = "x-dashscope-mock-scenario"
-GENERATION_ENDPOINTS = ("multimodal-generation", "text2image", "image2image")
-ENDPOINTS = GENERATION_ENDPOINTS + ("task-query", "task-cancel", "task-list", "upload-policy")
+# Where an effect can apply: the generation endpoints, or every endpoint of the API (the
+# catalog's endpoints below a region's base URL).
+GENERATION, ANY = "generation", "any"
 MATCH_KEYS = ("endpoint", "model", "region", "api_key", "prompt_contains")
 
 # effect type -> (its parameters and their types, where it can apply)
-EFFECTS: dict[str, tuple[dict[str, type | tuple[type, ...]], tuple[str, ...]]] = {
-    "task_failed":       ({"error": str, "code": str, "message": str}, GENERATION_ENDPOINTS),
-    "partial_failure":   ({"failed": int, "error": str, "code": str, "message": str}, GENERATION_ENDPOINTS),
-    "output_moderation": ({}, GENERATION_ENDPOINTS),
-    "reject":            ({"error": str, "status": int, "code": str, "message": str}, ENDPOINTS),
+EFFECTS: dict[str, tuple[dict[str, type | tuple[type, ...]], str]] = {
+    "task_failed":       ({"error": str, "code": str, "message": str}, GENERATION),
+    "partial_failure":   ({"failed": int, "error": str, "code": str, "message": str}, GENERATION),
+    "output_moderation": ({}, GENERATION),
+    "reject":            ({"error": str, "status": int, "code": str, "message": str}, ANY),
     "latency":           ({"pending_seconds": (int, float), "running_seconds": (int, float),
-                           "response_seconds": (int, float)}, ENDPOINTS),
-    "drop_connection":   ({}, ENDPOINTS),
-    "malformed_body":    ({"status": int}, ENDPOINTS),
-    "unavailable":       ({"status": int}, ENDPOINTS),
+                           "response_seconds": (int, float)}, ANY),
+    "drop_connection":   ({}, ANY),
+    "malformed_body":    ({"status": int}, ANY),
+    "unavailable":       ({"status": int}, ANY),
 }
+
+
+def scenario_endpoints(catalog: Catalog, where: str = ANY) -> tuple[str, ...]:
+    """The endpoint names a scenario can match: every endpoint of the API, or the generation ones."""
+    return tuple(name for name, e in catalog.endpoints.items() if e.under_api and (where == ANY or e.generates))
 MAX_RESPONSE_DELAY = 60.0
 
 
@@ -47,6 +53,7 @@ class Scenario:
     name: str | None = None
     remaining: int | None = None  # None: every matching request
     applied: int = 0
+    applies_to: frozenset[str] = field(default=frozenset(), compare=False)  # the endpoints its effect can apply to
 
     @property
     def kind(self) -> str:
@@ -66,7 +73,7 @@ class Scenario:
         return self.effect_applies_to(facts.get("endpoint"))
 
     def effect_applies_to(self, endpoint: str | None) -> bool:
-        return endpoint in EFFECTS[self.kind][1]
+        return endpoint in self.applies_to
 
     def to_dict(self) -> dict[str, Any]:
         data = {"id": self.id, "match": self.match, "effect": self.effect, "remaining": self.remaining, "applied": self.applied}
@@ -85,14 +92,16 @@ def parse(data: Any, catalog: Catalog, scenario_id: str) -> Scenario:
     match = data.get("match") or {}
     if not isinstance(match, dict) or set(match) - set(MATCH_KEYS) or not all(isinstance(v, str) for v in match.values()):
         raise ScenarioError(f"match is an object of strings with keys among {', '.join(MATCH_KEYS)}")
-    if "endpoint" in match and match["endpoint"] not in ENDPOINTS:
-        raise ScenarioError(f"match.endpoint must be one of {', '.join(ENDPOINTS)}")
+    endpoints = scenario_endpoints(catalog)
+    if "endpoint" in match and match["endpoint"] not in endpoints:
+        raise ScenarioError(f"match.endpoint must be one of {', '.join(endpoints)}")
     if "region" in match and match["region"] not in catalog.regions:
         raise ScenarioError(f"match.region must be one of {', '.join(catalog.regions)}")
     effect = data.get("effect")
     if not isinstance(effect, dict) or not isinstance(effect.get("type"), str) or effect["type"] not in EFFECTS:
         raise ScenarioError(f"effect.type must be one of {', '.join(EFFECTS)}")
     params, where = EFFECTS[effect["type"]]
+    applies_to = scenario_endpoints(catalog, where)
     for key, value in effect.items():
         if key == "type":
             continue
@@ -115,15 +124,16 @@ def parse(data: Any, catalog: Catalog, scenario_id: str) -> Scenario:
     if effect["type"] == "partial_failure" and effect.get("failed", 1) < 1:
         raise ScenarioError("partial_failure fails at least one image")
     endpoint = match.get("endpoint")
-    if endpoint is not None and endpoint not in where:
-        raise ScenarioError(f"effect {effect['type']} applies to {', '.join(where)}, not {endpoint}")
+    if endpoint is not None and endpoint not in applies_to:
+        raise ScenarioError(f"effect {effect['type']} applies to {', '.join(applies_to)}, not {endpoint}")
     times = data.get("times")
     if times is not None and (isinstance(times, bool) or not isinstance(times, int) or times < 1):
         raise ScenarioError("times is a whole number >= 1")
     name = data.get("name")
     if name is not None and not isinstance(name, str):
         raise ScenarioError("name is a string")
-    return Scenario(id=scenario_id, match=dict(match), effect=dict(effect), name=name, remaining=times)
+    return Scenario(id=scenario_id, match=dict(match), effect=dict(effect), name=name, remaining=times,
+                    applies_to=frozenset(applies_to))
 
 
 @dataclass

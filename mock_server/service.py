@@ -7,6 +7,7 @@ what they return; failures are DashScopeError values carrying their wire status 
 from __future__ import annotations
 
 import math
+import re
 import secrets
 import uuid
 from dataclasses import dataclass
@@ -32,6 +33,7 @@ from .uploads import UPLOAD_TTL_SECONDS, Uploader, UploadRecord, UploadRejected
 # every example of the pages (no zone is written).
 SERVICE_TZ = timezone(timedelta(hours=8))
 RESULT_PREFIX = "results/"
+_RESULT_PATH_CONVERTER = re.compile(r":\w+}")
 # The error (a key of error-codes.json) each failing scenario effect answers with unless it names one.
 FAILURE_DEFAULTS = {"task_failed": "internal_error", "partial_failure": "internal_timeout",
                     "output_moderation": "data_inspection_failed"}
@@ -88,7 +90,8 @@ class FakeDashScope:
         self.store = store or MemoryStore(config.task_ttl)
         self.keys = keys or load_keys(config.keys_file)
         self.signer = images.UrlSigner(config.signing_secret.encode("utf-8"))
-        self.uploader = Uploader(config.signing_secret.encode("utf-8") + b"/uploads", self.signer.access_key_id)
+        self.uploader = Uploader(config.signing_secret.encode("utf-8") + b"/uploads", self.signer.access_key_id,
+                                 upload_path=self.catalog.endpoints["upload"].path)
         self.new_id = new_id
         self.scenarios = ScenarioBook(self.catalog)
         self.limiter = RateLimiter(config.rate_limits.get("scale", 1.0))
@@ -194,7 +197,7 @@ class FakeDashScope:
         if self.config.rate_limits.get("enabled", True):
             if limits["requests"] and not self.limiter.allow((key.account, key.region, model.name), limits["requests"], limits["per"], now):
                 raise DashScopeError.from_catalog(self.catalog, "rate_quota")
-            if request.endpoint != "multimodal-generation" and limits["concurrent_tasks"]:
+            if self.catalog.endpoints[request.endpoint].is_async and limits["concurrent_tasks"]:
                 active = self.active_tasks(key, model.name, now)
                 if not self.limiter.concurrency_allows(active, limits["concurrent_tasks"]):
                     raise DashScopeError.from_catalog(self.catalog, "rate_quota")
@@ -342,7 +345,9 @@ class FakeDashScope:
 
     def result_url(self, base_url: str, image_id: str, expires: float) -> str:
         object_path = f"{RESULT_PREFIX}{image_id}.png"
-        return f"{base_url}/__oss/{images.RESULT_BUCKET}/{object_path}?{self.signer.query(object_path, int(expires))}"
+        path = _RESULT_PATH_CONVERTER.sub("}", self.catalog.endpoints["download"].path)  # the route, without :path
+        path = path.format(bucket=images.RESULT_BUCKET, object_path=object_path)
+        return f"{base_url}{path}?{self.signer.query(object_path, int(expires))}"
 
     def result_png(self, object_path: str, query: dict[str, str]) -> bytes | tuple[int, str, str]:
         """The PNG, or (status, OSS code, message) when the URL is not good (now)."""

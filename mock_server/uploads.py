@@ -18,7 +18,6 @@ from typing import Any
 from . import parse
 
 UPLOAD_BUCKET = "dashscope-instant-fake"
-UPLOAD_PATH = "/__oss-upload"
 POLICY_TTL_SECONDS = 300
 MAX_FILE_SIZE_MB = 100
 UPLOAD_TTL_SECONDS = 48 * 3600  # the service keeps such temporary files 48 hours
@@ -45,6 +44,7 @@ class UploadRecord:
 class Uploader:
     secret: bytes
     access_key_id: str
+    upload_path: str  # where the upload host is served (the catalog's "upload" route)
     max_file_bytes: int = MAX_FILE_SIZE_MB * 1024 * 1024  # per file, and per policy for all its files
 
     def _sign(self, policy_b64: str) -> str:
@@ -64,7 +64,7 @@ class Uploader:
         policy_b64 = base64.b64encode(json.dumps(document, separators=(",", ":")).encode()).decode("ascii")
         return {
             "policy": policy_b64, "signature": self._sign(policy_b64), "upload_dir": upload_dir,
-            "upload_host": base_url + UPLOAD_PATH, "oss_access_key_id": self.access_key_id,
+            "upload_host": base_url + self.upload_path, "oss_access_key_id": self.access_key_id,
             "x_oss_object_acl": "private", "x_oss_forbid_overwrite": "true",
             "expire_in_seconds": POLICY_TTL_SECONDS, "max_file_size_mb": max(1, self.max_file_bytes // (1024 * 1024)),
         }

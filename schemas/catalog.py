@@ -1,4 +1,5 @@
-"""The model catalog of one API profile, resolved into one flat entry per model."""
+"""The catalog of one API profile: the plan of the API (its endpoints) and one flat, typed entry
+per model."""
 
 from __future__ import annotations
 
@@ -6,7 +7,57 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
 
+from . import paths
 from ._loader import DEFAULT_PROFILE, raw_catalog, read_json
+from .rules import Verdict, check_request
+from .sizes import SizeRule, size_rule
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """One public route of the API, as catalog.json "endpoints" declares it."""
+
+    name: str
+    method: str
+    path: str                # below a region's base URL (.../api/v1) when base == "api", else from the root
+    base: str                # "api" or "root"
+    kind: str                # "generation", "task", "upload" or "download"
+    summary: str
+    statuses: frozenset[int]  # documented answers, success included
+    mode: str | None = None  # generation endpoints: "sync" or "async"
+    async_header: str | None = None  # generation endpoints: X-DashScope-Async "required" or "ignored"
+    request_schema: str | None = None
+    response_schema: str | None = None
+    prompt_path: str | None = None
+    images_path: str | None = None
+    negative_prompt_path: str | None = None
+    template: dict[str, Any] | None = field(default=None, compare=False)  # the smallest body, to build on
+
+    @property
+    def generates(self) -> bool:
+        return self.kind == "generation"
+
+    @property
+    def is_async(self) -> bool:
+        return self.mode == "async"
+
+    @property
+    def is_sync_generation(self) -> bool:
+        return self.mode == "sync"
+
+    @property
+    def under_api(self) -> bool:
+        return self.base == "api"
+
+    def body(self, model: str, prompt: str, images: list[str], parameters: dict[str, Any]) -> dict[str, Any]:
+        """A request body of this generation endpoint, built from its template and paths."""
+        assert self.template is not None and self.prompt_path is not None
+        body = paths.build(self.template, [(self.images_path, images), (self.prompt_path, [prompt])])
+        return {"model": model, **body, "parameters": parameters}
+
+    @classmethod
+    def from_data(cls, name: str, data: dict[str, Any]) -> Endpoint:
+        return cls(name=name, statuses=frozenset(data["statuses"]), **{k: v for k, v in data.items() if k != "statuses"})
 
 
 @dataclass(frozen=True)
@@ -17,8 +68,7 @@ class Model:
     endpoints: tuple[str, ...]
     regions: tuple[str, ...]
     n: dict[str, int]
-    size_rule_name: str
-    size_rule: dict[str, Any]
+    size_rule: SizeRule
     prompt: dict[str, Any]
     negative_prompt: dict[str, Any]
     input_images: dict[str, Any]
@@ -28,15 +78,13 @@ class Model:
     free_quota_images: dict[str, int | None]
     cross_rules: tuple[dict[str, Any], ...]
     sources: tuple[str, ...]
+    is_async: bool  # served by an asynchronous (task) endpoint
+    is_sync: bool   # served by the synchronous endpoint
     entry: dict[str, Any] = field(repr=False, compare=False)  # the resolved catalog entry as data
 
     @property
-    def is_async(self) -> bool:
-        return any(e != "multimodal-generation" for e in self.endpoints)
-
-    @property
-    def is_sync(self) -> bool:
-        return "multimodal-generation" in self.endpoints
+    def size_rule_name(self) -> str:
+        return self.size_rule.name
 
     @property
     def default_n(self) -> int:
@@ -48,8 +96,8 @@ class Catalog:
     profile: str
     date: str
     regions: dict[str, dict[str, Any]]
-    endpoints: dict[str, dict[str, Any]]
-    size_rules: dict[str, dict[str, Any]]
+    endpoints: dict[str, Endpoint]
+    size_rules: dict[str, SizeRule]
     models: dict[str, Model]
     errors: dict[str, dict[str, Any]]
     raw: dict[str, Any] = field(repr=False, compare=False)
@@ -61,16 +109,20 @@ class Catalog:
         """The wire status, code and message of an error-code entry (error-codes.json)."""
         return self.errors[key]
 
+    @property
+    def generation_endpoints(self) -> dict[str, Endpoint]:
+        """The endpoints that make images, by name, in catalog order."""
+        return {name: e for name, e in self.endpoints.items() if e.generates}
+
     def endpoint_for_path(self, path: str) -> str | None:
         for name, endpoint in self.endpoints.items():
-            if endpoint["path"] == path:
+            if endpoint.path == path:
                 return name
         return None
 
-    def check_request(self, endpoint: str, body: Any, headers: dict[str, str] | None = None, region: str | None = None):
+    def check_request(self, endpoint: str, body: Any, headers: dict[str, str] | None = None,
+                      region: str | None = None) -> Verdict:
         """Is this request valid for its model here, and if not, which rule and which error code."""
-        from .rules import check_request
-
         return check_request(self, endpoint, body, headers or {}, region)
 
 
@@ -92,7 +144,7 @@ def _resolve_family(families: dict[str, Any], name: str, seen: tuple[str, ...] =
     return _deep_merge(base, {k: v for k, v in family.items() if k != "extends"})
 
 
-def _build_model(name: str, entry: dict[str, Any], size_rules: dict[str, Any]) -> Model:
+def _build_model(name: str, entry: dict[str, Any], size_rules: dict[str, SizeRule], endpoints: dict[str, Endpoint]) -> Model:
     return Model(
         name=name,
         family=entry["family"],
@@ -100,7 +152,6 @@ def _build_model(name: str, entry: dict[str, Any], size_rules: dict[str, Any]) -
         endpoints=tuple(entry["endpoints"]),
         regions=tuple(entry["regions"]),
         n=dict(entry["n"]),
-        size_rule_name=entry["size_rule"],
         size_rule=size_rules[entry["size_rule"]],
         prompt=entry["prompt"],
         negative_prompt=entry["negative_prompt"],
@@ -111,6 +162,8 @@ def _build_model(name: str, entry: dict[str, Any], size_rules: dict[str, Any]) -
         free_quota_images=entry["free_quota_images"],
         cross_rules=tuple(entry["cross_rules"]),
         sources=tuple(entry["sources"]),
+        is_async=any(endpoints[e].is_async for e in entry["endpoints"]),
+        is_sync=any(endpoints[e].is_sync_generation for e in entry["endpoints"]),
         entry=entry,
     )
 
@@ -133,13 +186,15 @@ def load_catalog(profile: str = DEFAULT_PROFILE) -> Catalog:
 @lru_cache(maxsize=None)
 def _load_catalog(profile: str) -> Catalog:
     raw = raw_catalog(profile)
-    models = {name: _build_model(name, entry, raw["size_rules"]) for name, entry in resolved_entries(raw).items()}
+    endpoints = {name: Endpoint.from_data(name, data) for name, data in raw["endpoints"].items() if not name.startswith("$")}
+    size_rules = {name: size_rule(name, data) for name, data in raw["size_rules"].items()}
+    models = {name: _build_model(name, entry, size_rules, endpoints) for name, entry in resolved_entries(raw).items()}
     return Catalog(
         profile=raw["profile"],
         date=raw["date"],
         regions=raw["regions"],
-        endpoints=raw["endpoints"],
-        size_rules=raw["size_rules"],
+        endpoints=endpoints,
+        size_rules=size_rules,
         models=models,
         errors=read_json("error-codes.json")["errors"],
         raw=raw,

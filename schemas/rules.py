@@ -10,12 +10,16 @@ from __future__ import annotations
 import base64
 import binascii
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any
 
-from .catalog import Catalog, Model
-from .sizes import Size, parse_size, size_violation
+from .paths import get_path, items_at, values_at
+from .sizes import Size, parse_size
 from .validation import validate
+
+if TYPE_CHECKING:  # the catalog calls these rules: only its types are needed here
+    from .catalog import Catalog, Endpoint, Model
 
 _DATA_URI = re.compile(r"^data:(?P<mime>[\w.+-]+/[\w.+-]+)?(?P<params>(;[^;,]*)*?);base64,(?P<data>.*)$", re.S)
 _REMOTE_SCHEMES = ("http://", "https://", "oss://")
@@ -77,7 +81,7 @@ class _Context:
     def __init__(self, catalog: Catalog, endpoint: str, body: Any, headers: dict[str, str], region: str | None):
         self.catalog = catalog
         self.endpoint_name = endpoint
-        self.endpoint = catalog.endpoints[endpoint]
+        self.endpoint: Endpoint = catalog.endpoints[endpoint]
         self.body = body
         self.headers = {k.lower(): v for k, v in headers.items()}
         self.region = region
@@ -93,30 +97,15 @@ class _Context:
         return Violation(rule, path, reason, error, wire["status"], wire["code"], message)
 
 
-def get_path(body: Any, dotted: str) -> Any:
-    """The value at a dotted path ("parameters.size") of a request body, or None."""
-    node = body
-    for part in dotted.split("."):
-        if not isinstance(node, dict) or part not in node:
-            return None
-        node = node[part]
-    return node
-
-
 def _texts_and_images(ctx: _Context) -> tuple[Any, Any, list[Any]]:
-    """(prompt, negative_prompt, image refs) wherever this endpoint keeps them."""
-    body = ctx.body
-    if ctx.endpoint_name == "multimodal-generation":
-        content = body["input"]["messages"][0]["content"]
-        prompt = next(item["text"] for item in content if "text" in item)
-        images = [item["image"] for item in content if "image" in item]
-    else:
-        prompt = body["input"]["prompt"]
-        # Only where the endpoint declares images (so the schema has checked them): text2image
-        # declares none, and whatever a body puts at input.images there is not an image.
-        images_path = ctx.endpoint["images_path"]
-        images = list(get_path(body, images_path) or []) if images_path else []
-    negative = get_path(body, ctx.endpoint["negative_prompt_path"])
+    """(prompt, negative_prompt, image refs) wherever this endpoint keeps them. Images only where
+    the endpoint declares them (so the schema has checked them): text-to-image declares none, and
+    whatever a body puts at input.images there is not an image."""
+    endpoint, body = ctx.endpoint, ctx.body
+    assert endpoint.prompt_path is not None and endpoint.negative_prompt_path is not None
+    prompt = next(iter(values_at(body, endpoint.prompt_path)), None)
+    images = items_at(body, endpoint.images_path) if endpoint.images_path else []
+    negative = get_path(body, endpoint.negative_prompt_path)
     if negative is None:
         negative = get_path(body, "parameters.negative_prompt")
     return prompt, negative, images
@@ -126,7 +115,7 @@ def _texts_and_images(ctx: _Context) -> tuple[Any, Any, list[Any]]:
 
 
 def check_async_header(ctx: _Context) -> list[Violation]:
-    if ctx.endpoint["async_header"] == "required" and ctx.headers.get("x-dashscope-async", "").lower() != "enable":
+    if ctx.endpoint.async_header == "required" and ctx.headers.get("x-dashscope-async", "").lower() != "enable":
         return [ctx.violation("async-header", "X-DashScope-Async", "this endpoint is asynchronous only", "sync_not_supported")]
     return []
 
@@ -154,7 +143,8 @@ def check_endpoint(ctx: _Context) -> list[Violation]:
 
 
 def check_schema(ctx: _Context) -> list[Violation]:
-    issues = validate(ctx.body, ctx.endpoint["request_schema"], ctx.catalog.profile)
+    assert ctx.endpoint.request_schema is not None
+    issues = validate(ctx.body, ctx.endpoint.request_schema, ctx.catalog.profile)
     return [ctx.violation("schema", issue.path, issue.reason) for issue in issues[:1]]
 
 
@@ -172,14 +162,14 @@ def check_model_rules(ctx: _Context) -> list[Violation]:
     if "size" in model.parameters and "size" in params:
         size = parse_size(params["size"])
         assert size is not None  # the schema's pattern guarantees it
-        why = size_violation(model.size_rule, size)
+        why = model.size_rule.violation(size)
         if why:
             found.append(ctx.violation("size-rule", "parameters.size", f"{params['size']} {why} for {model.name}"))
 
     _, _, images = _texts_and_images(ctx)
     limits = model.input_images
     if not limits["min"] <= len(images) <= limits["max"]:
-        found.append(ctx.violation("image-count", ctx.endpoint["images_path"] or "input",
+        found.append(ctx.violation("image-count", ctx.endpoint.images_path or "input",
                                    f"{len(images)} input images; {model.name} takes {limits['min']} to {limits['max']}"))
     for index, ref in enumerate(images):
         found.extend(_check_image_ref(ctx, index, ref, limits))
@@ -196,7 +186,7 @@ def check_model_rules(ctx: _Context) -> list[Violation]:
 
 
 def _check_image_ref(ctx: _Context, index: int, ref: str, limits: dict[str, Any]) -> list[Violation]:
-    path = f"{ctx.endpoint['images_path']}[{index}]"
+    path = f"{ctx.endpoint.images_path}[{index}]"
     if ref.startswith(_REMOTE_SCHEMES):
         ctx.images.append(InputImage(ref))
         return []
@@ -253,8 +243,8 @@ def _normalise(ctx: _Context) -> GenerationRequest:
 def check_request(catalog: Catalog, endpoint: str, body: Any, headers: dict[str, str],
                   region: str | None = None) -> Verdict:
     """Check one request to `endpoint` (a catalog endpoint name) against the catalog's rules."""
-    if endpoint not in catalog.endpoints:
-        raise KeyError(f"unknown endpoint {endpoint!r}; known: {', '.join(catalog.endpoints)}")
+    if endpoint not in catalog.generation_endpoints:
+        raise KeyError(f"unknown endpoint {endpoint!r}; known: {', '.join(catalog.generation_endpoints)}")
     ctx = _Context(catalog, endpoint, body, headers, region)
     for check in CHECKS:
         violations = check(ctx)

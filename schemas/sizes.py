@@ -1,13 +1,17 @@
-"""Output-size arithmetic of the catalog's size rules. Pure functions, no I/O.
+"""The catalog's size rules as small classes: what a rule accepts, and what size a request gets.
 
-The rules are data (catalog.json "size_rules"); this module only knows their four kinds.
+The rules are data (catalog.json "size_rules", each with a `kind`); each kind is one class here,
+and `size_rule()` builds the right one. Everything that differs by kind (the check, the output
+size, the edge sizes the contract suite tries) is a method, so no caller branches on the kind.
+Pure arithmetic, no I/O.
 """
 
 from __future__ import annotations
 
 import math
 import re
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
 
 Size = tuple[int, int]
 _SIZE = re.compile(r"^([1-9][0-9]*)\*([1-9][0-9]*)$")
@@ -25,63 +29,169 @@ def format_size(size: Size) -> str:
     return f"{size[0]}*{size[1]}"
 
 
-def size_violation(rule: dict[str, Any], size: Size) -> str | None:
-    """Why `size` breaks `rule`, or None when the rule accepts it."""
-    w, h = size
-    kind = rule["kind"]
-    if kind == "fixed":
-        if format_size(size) not in rule["sizes"]:
-            return f"must be one of {', '.join(rule['sizes'])}"
-    elif kind == "per_side":
-        lo, hi = rule["min"], rule["max"]
-        if not (lo <= w <= hi and lo <= h <= hi):
-            return f"width and height must each be in [{lo}, {hi}]"
-    elif kind == "total_pixels":
-        lo, hi = rule["min_pixels"], rule["max_pixels"]
-        if not lo <= w * h <= hi:
-            return f"width*height must be between {lo} and {hi} pixels"
-        aspect = rule.get("aspect")
-        if aspect and not aspect["min"] <= w / h <= aspect["max"]:
-            return f"aspect ratio width/height must be between {aspect['min']:g} and {aspect['max']:g}"
-    return None
-
-
 def _round_to(value: float, step: int) -> int:
     # Python's round() is half-to-even: 1033 -> 1040 and 1032 -> 1024, the two cases the docs give.
     return max(step, int(round(value / step)) * step)
 
 
-def _from_aspect(aspect: float, pixels: int, rule: dict[str, Any]) -> Size:
-    bounds = rule.get("aspect")
-    if bounds:
-        aspect = min(max(aspect, bounds["min"]), bounds["max"])
-    w = math.sqrt(pixels * aspect)
-    h = math.sqrt(pixels / aspect)
-    step = rule.get("round_to", 16)
-    w_r, h_r = _round_to(w, step), _round_to(h, step)
-    if rule["kind"] == "per_side" or rule["kind"] == "not_settable":
-        lo, hi = rule.get("min", 512), rule.get("max", 2048)
-        w_r, h_r = min(max(w_r, lo), hi), min(max(h_r, lo), hi)
-    if rule["kind"] == "total_pixels":
+@dataclass(frozen=True)
+class AspectRange:
+    min: float
+    max: float
+
+    def clamp(self, aspect: float) -> float:
+        return min(max(aspect, self.min), self.max)
+
+    def allows(self, size: Size) -> bool:
+        return self.min <= size[0] / size[1] <= self.max
+
+
+@dataclass(frozen=True)
+class SizeRule:
+    """A rule of the catalog. `default` is a size ("1664*928") or None when the default follows
+    the last input image's aspect at `default_pixels` pixels."""
+
+    kind: ClassVar[str]
+    name: str
+    default: str | None
+    default_pixels: int | None
+    round_to: int | None = None
+    source: str = field(default="", compare=False)
+
+    def violation(self, size: Size) -> str | None:
+        """Why `size` breaks the rule, or None when the rule accepts it."""
+        return None
+
+    def output(self, requested: Size | None, last_input: Size | None) -> Size:
+        """The width and height of the images a request makes. requested: the request's size
+        (already known to satisfy the rule), or None; last_input: the last input image's
+        dimensions if known (without one the aspect is 1:1)."""
+        if requested is not None:
+            step = self.round_to
+            return (_round_to(requested[0], step), _round_to(requested[1], step)) if step else requested
+        if self.default is not None:
+            parsed = parse_size(self.default)
+            assert parsed is not None, self.default
+            return parsed
+        assert self.default_pixels is not None
+        aspect = last_input[0] / last_input[1] if last_input else 1.0
+        return self._from_aspect(aspect, self.default_pixels)
+
+    def _from_aspect(self, aspect: float, pixels: int) -> Size:
+        step = self.round_to or 16
+        return _round_to(math.sqrt(pixels * aspect), step), _round_to(math.sqrt(pixels / aspect), step)
+
+    def edge_sizes(self) -> tuple[list[str], list[str]]:
+        """(sizes just inside, sizes just outside): what the contract suite tries at the edges."""
+        return [], []
+
+
+@dataclass(frozen=True)
+class FixedSizes(SizeRule):
+    kind: ClassVar[str] = "fixed"
+    sizes: tuple[str, ...] = ()
+
+    def violation(self, size: Size) -> str | None:
+        return None if format_size(size) in self.sizes else f"must be one of {', '.join(self.sizes)}"
+
+    def edge_sizes(self) -> tuple[list[str], list[str]]:
+        return list(self.sizes), ["1024*1000"]
+
+
+@dataclass(frozen=True)
+class PerSide(SizeRule):
+    """Each side within [min, max]."""
+
+    kind: ClassVar[str] = "per_side"
+    min: int = 512
+    max: int = 2048
+
+    def violation(self, size: Size) -> str | None:
+        lo, hi = self.min, self.max
+        return None if lo <= size[0] <= hi and lo <= size[1] <= hi else f"width and height must each be in [{lo}, {hi}]"
+
+    def _from_aspect(self, aspect: float, pixels: int) -> Size:
+        width, height = super()._from_aspect(aspect, pixels)
+        return min(max(width, self.min), self.max), min(max(height, self.min), self.max)
+
+    def edge_sizes(self) -> tuple[list[str], list[str]]:
+        return ["1033*1032", f"{self.min}*{self.max}"], [f"{self.min - 1}*{self.min}", f"{self.max}*{self.max + 1}"]
+
+
+@dataclass(frozen=True)
+class NotSettable(PerSide):
+    """No size may be chosen (a size given is ignored); the output follows the input."""
+
+    kind: ClassVar[str] = "not_settable"
+
+    def violation(self, size: Size) -> str | None:
+        return None
+
+    def output(self, requested: Size | None, last_input: Size | None) -> Size:
+        return super().output(None, last_input)
+
+    def edge_sizes(self) -> tuple[list[str], list[str]]:
+        return [], []
+
+
+@dataclass(frozen=True)
+class TotalPixels(SizeRule):
+    """width*height within [min_pixels, max_pixels], and the aspect within a range if given."""
+
+    kind: ClassVar[str] = "total_pixels"
+    min_pixels: int = 0
+    max_pixels: int = 0
+    aspect: AspectRange | None = None
+
+    def violation(self, size: Size) -> str | None:
+        if not self.min_pixels <= size[0] * size[1] <= self.max_pixels:
+            return f"width*height must be between {self.min_pixels} and {self.max_pixels} pixels"
+        if self.aspect and not self.aspect.allows(size):
+            return f"aspect ratio width/height must be between {self.aspect.min:g} and {self.aspect.max:g}"
+        return None
+
+    def _from_aspect(self, aspect: float, pixels: int) -> Size:
+        step = self.round_to or 16
+        width, height = super()._from_aspect(self.aspect.clamp(aspect) if self.aspect else aspect, pixels)
         # Rounding may step just over the ceiling; step back down a notch where it does.
-        while w_r * h_r > rule["max_pixels"]:
-            w_r, h_r = (w_r - step, h_r) if w_r >= h_r else (w_r, h_r - step)
-    return w_r, h_r
+        while width * height > self.max_pixels:
+            width, height = (width - step, height) if width >= height else (width, height - step)
+        return width, height
+
+    def edge_sizes(self) -> tuple[list[str], list[str]]:
+        inside = ["1024*1024"] if self.min_pixels <= 1024 * 1024 <= self.max_pixels else []
+        if self.aspect:
+            side = int((self.max_pixels * self.aspect.min) ** 0.5) // 16 * 16
+            inside.append(f"{side}*{int(side / self.aspect.min)}")
+        return inside, ["4096*4096", "256*256"] + (["2048*400"] if self.aspect else [])
 
 
-def output_size(rule: dict[str, Any], requested: Size | None, last_input: Size | None) -> Size:
-    """The width and height of the images a request produces.
+SIZE_RULE_KINDS: dict[str, type[SizeRule]] = {kind.kind: kind for kind in (FixedSizes, PerSide, NotSettable, TotalPixels)}
 
-    requested: the request's size (already known to satisfy the rule), or None.
-    last_input: dimensions of the last input image if known; without one the aspect is 1:1.
-    """
-    if requested is not None and rule["kind"] != "not_settable":
-        step = rule.get("round_to")
-        return (_round_to(requested[0], step), _round_to(requested[1], step)) if step else requested
-    default = rule["default"]
-    if isinstance(default, str):
-        parsed = parse_size(default)
-        assert parsed is not None, default
-        return parsed
-    aspect = last_input[0] / last_input[1] if last_input else 1.0
-    return _from_aspect(aspect, default["pixels"], rule)
+
+def size_rule(name: str, data: dict[str, Any]) -> SizeRule:
+    """The rule object of a catalog entry."""
+    default = data["default"]
+    common: dict[str, Any] = {
+        "name": name, "source": data.get("source", ""), "round_to": data.get("round_to"),
+        "default": default if isinstance(default, str) else None,
+        "default_pixels": None if isinstance(default, str) else default["pixels"],
+    }
+    kind = SIZE_RULE_KINDS[data["kind"]]
+    if kind is FixedSizes:
+        return FixedSizes(**common, sizes=tuple(data["sizes"]))
+    if kind is TotalPixels:
+        aspect = data.get("aspect")
+        return TotalPixels(**common, min_pixels=data["min_pixels"], max_pixels=data["max_pixels"],
+                           aspect=AspectRange(aspect["min"], aspect["max"]) if aspect else None)
+    return kind(**common, **{k: data[k] for k in ("min", "max") if k in data})
+
+
+def size_violation(rule: SizeRule, size: Size) -> str | None:
+    """Why `size` breaks `rule`, or None when the rule accepts it."""
+    return rule.violation(size)
+
+
+def output_size(rule: SizeRule, requested: Size | None, last_input: Size | None) -> Size:
+    """The width and height of the images a request produces (see SizeRule.output)."""
+    return rule.output(requested, last_input)

@@ -33,6 +33,7 @@ from dataclasses import dataclass
 
 import httpx
 import uvicorn
+from dashscope_schemas import load_catalog
 
 from mock_server import accounts
 from mock_server.app import create_app
@@ -41,11 +42,8 @@ from mock_server.config import Config
 from mock_server.service import FakeDashScope
 
 ASYNC = {"X-DashScope-Async": "enable"}
-PATHS = {
-    "multimodal-generation": "/services/aigc/multimodal-generation/generation",
-    "text2image": "/services/aigc/text2image/image-synthesis",
-    "image2image": "/services/aigc/image2image/image-synthesis",
-}
+# The generation endpoints' paths below a region's base URL, from the catalog's plan of the API.
+PATHS = {name: endpoint.path for name, endpoint in load_catalog().generation_endpoints.items()}
 
 
 def demo_key(account: str = "a", region: str = "cn-beijing", n: int = 1) -> str:

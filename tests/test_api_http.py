@@ -106,7 +106,7 @@ def test_text_to_image_models_use_their_default_size(client):
     for model in ("qwen-image-max", "qwen-image-2.0-pro"):
         body = {"model": model, "input": {"messages": [{"role": "user", "content": [{"text": "a poster"}]}]}}
         usage = client.post(API + PATHS["multimodal-generation"], json=body, headers=auth()).json()["usage"]
-        assert ds.format_size((usage["width"], usage["height"])) == ds.load_catalog().model(model).size_rule["default"]
+        assert ds.format_size((usage["width"], usage["height"])) == ds.load_catalog().model(model).size_rule.default
 
 
 def test_an_unreadable_data_uri_image_is_a_400(client):

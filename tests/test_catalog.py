@@ -62,7 +62,7 @@ def test_catalog_answers_for_every_model_of_api_notes(profile):
             assert model is None
             continue
         assert model is not None, name
-        assert model.endpoints and model.regions and model.size_rule["kind"]
+        assert model.endpoints and model.regions and model.size_rule.kind
         assert model.n["min"] <= model.default_n <= model.n["max"]
         assert {"cn-beijing", "ap-southeast-1", "us-east-1"} == set(model.regions)
     assert set(catalog.models) == API_NOTES_MODELS - absent
@@ -82,7 +82,7 @@ def test_catalog_facts_from_the_pages():
     assert c.model("qwen-image-edit").price_per_image["ap-southeast-1"] == 0.045
     assert c.model("qwen-image-edit-plus").prompt == {"max_chars": 800, "truncate": True}
     assert c.model("qwen-image-edit-plus").input_images["max_bytes"] == 10 * 1024 * 1024
-    assert c.model("qwen-image-2.0").size_rule["default"] == "2048*2048"
+    assert c.model("qwen-image-2.0").size_rule.default == "2048*2048"
     assert c.regions["ap-southeast-1"]["base_url"].endswith("/api/v1")
 
 
@@ -107,10 +107,10 @@ def test_the_two_profiles_differ_exactly_where_the_docs_do():
             changed_models[name] = diff
     assert changed_models == {name: {"cross_rules"} for name in ("qwen-image-edit-plus", "qwen-image-edit-plus-2025-10-30")}
     assert [r["id"] for r in old.model("qwen-image-edit-plus").cross_rules] == ["size-only-with-n-1"]
-    size_diff = {k for k in set(_flatten(cur.size_rules)) | set(_flatten(old.size_rules))
-                 if _flatten(cur.size_rules).get(k) != _flatten(old.size_rules).get(k)}
+    cur_rules, old_rules = _flatten(cur.raw["size_rules"]), _flatten(old.raw["size_rules"])
+    size_diff = {k for k in set(cur_rules) | set(old_rules) if cur_rules.get(k) != old_rules.get(k)}
     assert size_diff == {"qwen-image-fixed.sizes"}
-    assert set(cur.size_rules["qwen-image-fixed"]["sizes"]) ^ set(old.size_rules["qwen-image-fixed"]["sizes"]) == {
+    assert set(cur.size_rules["qwen-image-fixed"].sizes) ^ set(old.size_rules["qwen-image-fixed"].sizes) == {
         "1472*1104", "1104*1472", "1472*1140", "1140*1472"}
     assert cur.endpoints == old.endpoints and cur.regions == old.regions
 

@@ -7,6 +7,7 @@ benchmark (bench/bench_fake.py) measures the speed ratios."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import io
 import json
 import socket
@@ -22,7 +23,6 @@ from mock_server.app import create_app
 from mock_server.domain import tasks as domain
 from mock_server.service import FakeDashScope
 from mock_server.transport import protocol_with_head_timeout
-from mock_server.uploads import Uploader
 
 API = "/cn-beijing/api/v1"
 STORED = 3000
@@ -211,7 +211,7 @@ def _png(size: int) -> bytes:
 
 
 def test_one_policy_uploads_at_most_one_files_worth(service, client):
-    service.uploader = Uploader(service.uploader.secret, service.uploader.access_key_id, max_file_bytes=1000)
+    service.uploader = dataclasses.replace(service.uploader, max_file_bytes=1000)
 
     def upload(policy: dict, name: str, size: int):
         form = {"OSSAccessKeyId": policy["oss_access_key_id"], "Signature": policy["signature"], "policy": policy["policy"],

@@ -27,7 +27,7 @@ def _generable(schema):
     return schema
 
 
-REQUEST_SCHEMA = {name: _generable(ds.load_schema(ds.load_catalog().endpoints[name]["request_schema"])) for name in PATHS}
+REQUEST_SCHEMA = {name: _generable(ds.load_schema(ds.load_catalog().endpoints[name].request_schema)) for name in PATHS}
 SUCCESS_SCHEMA = {"multimodal-generation": "multimodal-generation.response", "text2image": "task-created.response",
                   "image2image": "task-created.response"}
 

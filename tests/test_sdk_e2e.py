@@ -259,7 +259,7 @@ def test_edit_plus_data_uri_keeps_its_aspect(live, sdk):
 
 
 def test_image_max_text_only_default_size(live, sdk):
-    default = parse_size(CATALOG.model("qwen-image-max").size_rule["default"])
+    default = parse_size(CATALOG.model("qwen-image-max").size_rule.default)
     assert default == (1664, 928)  # what the page says the default is
     response = MultiModalConversation.call(model="qwen-image-max",
                                            messages=[{"role": "user", "content": [{"text": PROMPT}]}], api_key=KEY_A)

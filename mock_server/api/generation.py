@@ -1,7 +1,10 @@
-"""POST multimodal-generation (sync, or server-sent events) and the two image-synthesis endpoints (async)."""
+"""The generation endpoints: synchronous (JSON, or server-sent events) and asynchronous (a task)."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+
+from dashscope_schemas import Endpoint
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
@@ -24,14 +27,27 @@ def _resolves_oss(request: Request) -> bool:
     return request.headers.get("x-dashscope-ossresourceresolve", "").lower() == "enable"
 
 
-async def multimodal_generation(request: Request) -> Response:
+def handler_for(endpoint: Endpoint) -> Callable[[Request], Awaitable[Response]]:
+    """The request handler of a generation endpoint of the catalog, by its mode."""
+    return _sync_generation(endpoint.name) if endpoint.is_sync_generation else _image_synthesis(endpoint.name)
+
+
+def _sync_generation(endpoint: str) -> Callable[[Request], Awaitable[Response]]:
+    async def generate(request: Request) -> Response:
+        return await _generate_now(request, endpoint)
+
+    generate.__name__ = f"generate_{endpoint.replace('-', '_')}"
+    return generate
+
+
+async def _generate_now(request: Request, endpoint: str) -> Response:
     service = fake(request)
     key = authenticate(request)
     body = await json_body(request)
-    generation = service.check("multimodal-generation", body, dict(request.headers), region_of(request))
+    generation = service.check(endpoint, body, dict(request.headers), region_of(request))
     # Limits first: a throttled request must not use up a one-shot scenario meant for a real one.
     service.admit(key, generation)
-    scenario = scenario_for(request, "multimodal-generation", key, model=generation.model.name, prompt=generation.orig_prompt)
+    scenario = scenario_for(request, endpoint, key, model=generation.model.name, prompt=generation.orig_prompt)
     early = await request_effect(service, scenario)
     if early is not None:
         return early
@@ -59,7 +75,7 @@ async def multimodal_generation(request: Request) -> Response:
     })
 
 
-def image_synthesis(endpoint: str):
+def _image_synthesis(endpoint: str) -> Callable[[Request], Awaitable[Response]]:
     async def create_task(request: Request) -> Response:
         service = fake(request)
         key = authenticate(request)

@@ -1,4 +1,4 @@
-"""Server-sent events of multimodal-generation (X-DashScope-SSE: enable).
+"""Server-sent events of the synchronous generation endpoint (X-DashScope-SSE: enable).
 
 Each event is `id:N`, `event:result`, `:HTTP_STATUS/200`, `data:{json}` and a blank line; an
 error is `event:error` with the error envelope as data. One result event per image: with
