@@ -47,7 +47,7 @@ async def _interleaved(apps_and_requests, rounds: int) -> list[float]:
     samples: list[list[float]] = [[] for _ in apps_and_requests]
     try:
         for round_no in range(rounds + 20):
-            for index, (client, (_, (method, path, body))) in enumerate(zip(clients, apps_and_requests)):
+            for index, (client, (_, (method, path, body))) in enumerate(zip(clients, apps_and_requests, strict=True)):
                 start = time.perf_counter()
                 response = await client.request(method, path, headers={**HEADERS, **ASYNC} if body else HEADERS, json=body)
                 elapsed = time.perf_counter() - start

@@ -63,7 +63,7 @@ def catalog_cases(catalog: ds.Catalog, models: list[str], region: str, *, cheap:
         for endpoint in model.endpoints:
             base = body_for(endpoint, name, PROMPT, _images_for(model), {"n": model.n["min"]})
 
-            def variant(**params: Any) -> dict[str, Any]:
+            def variant(base: dict[str, Any] = base, **params: Any) -> dict[str, Any]:
                 body = copy.deepcopy(base)
                 body["parameters"].update(params)
                 return body

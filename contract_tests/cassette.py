@@ -20,8 +20,9 @@ import io
 import json
 import re
 from collections import defaultdict
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 from urllib.parse import urlsplit
 
 import dashscope_schemas as ds

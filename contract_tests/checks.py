@@ -5,8 +5,9 @@ expected, and raises CheckFailed saying what it expected and what it got."""
 from __future__ import annotations
 
 import io
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import dashscope_schemas as ds
 
@@ -169,7 +170,8 @@ def usage_agrees_with_results(ctx, exchange, expect):
             raise CheckFailed("a FAILED task counts successes", field="output.task_metrics.SUCCEEDED", expected=0,
                               actual=metrics.get("SUCCEEDED"))
         if metrics.get("TOTAL") != metrics.get("SUCCEEDED", 0) + metrics.get("FAILED", 0):
-            raise CheckFailed("TOTAL is not SUCCEEDED + FAILED", field="output.task_metrics", expected="TOTAL = SUCCEEDED + FAILED", actual=metrics)
+            raise CheckFailed("TOTAL is not SUCCEEDED + FAILED", field="output.task_metrics", expected="TOTAL = SUCCEEDED + FAILED",
+                              actual=metrics)
     if status == "SUCCEEDED" and usage.get("image_count") != ok:
         raise CheckFailed("usage.image_count is not the number of successful results", field="usage.image_count",
                           expected=ok, actual=usage.get("image_count"))
@@ -215,7 +217,8 @@ def images_download_as_png(ctx, exchange, expect):
             with Image.open(io.BytesIO(content)) as image:
                 size, fmt = image.size, image.format
         except Exception as exc:  # noqa: BLE001 - any decoder failure means "not a PNG"
-            raise CheckFailed(f"the result is not a readable image: {exc}", field="(result url)", expected="PNG", actual="unreadable")
+            raise CheckFailed(f"the result is not a readable image: {exc}", field="(result url)", expected="PNG",
+                              actual="unreadable") from exc
         if fmt != "PNG" or (wanted and size != tuple(wanted)):
             raise CheckFailed("the downloaded image is not a PNG of the expected size", field="(result image)",
                               expected=f"PNG {ds.format_size(wanted) if wanted else ''}", actual=f"{fmt} {size[0]}*{size[1]}")
@@ -252,7 +255,8 @@ def unknown_task_is_unknown(ctx, exchange, expect):
 def cancel_only_pending(ctx, exchange, expect):
     was = ctx.facts.get("status_before_cancel")
     if was == "PENDING" and exchange.status != 200:
-        raise CheckFailed("cancelling a PENDING task must succeed", field="(status)", expected=200, actual=f"{exchange.status} {exchange.code}")
+        raise CheckFailed("cancelling a PENDING task must succeed", field="(status)", expected=200,
+                          actual=f"{exchange.status} {exchange.code}")
     if was != "PENDING" and (exchange.status, exchange.code) != (400, "UnsupportedOperation"):
         raise CheckFailed(f"cancelling a {was} task must be refused", field="(status)",
                           expected="400 UnsupportedOperation", actual=f"{exchange.status} {exchange.code}")
@@ -260,7 +264,7 @@ def cancel_only_pending(ctx, exchange, expect):
 
 def check_sequence(statuses: list[str]) -> None:
     """The statuses one task showed, in order: forward along the documented moves, terminal ones stick."""
-    for before, after in zip(statuses, statuses[1:]):
+    for before, after in zip(statuses, statuses[1:], strict=False):
         if before in ("SUCCEEDED", "FAILED", "CANCELED") and after != before:
             raise CheckFailed(f"a {before} task became {after}", field="output.task_status", expected=before, actual=after)
         if before in FORWARD and after not in FORWARD[before]:
@@ -284,7 +288,8 @@ def expired_task_is_unknown(ctx, exchange, expect):
 @check("other_account_cannot_see")
 def other_account_cannot_see(ctx, exchange, expect):
     output = _body(exchange).get("output") or {}
-    if exchange.endpoint == "task-query" and (exchange.status != 200 or output.get("task_status") != "UNKNOWN" or set(output) - {"task_id", "task_status"}):
+    if exchange.endpoint == "task-query" and (exchange.status != 200 or output.get("task_status") != "UNKNOWN"
+                                              or set(output) - {"task_id", "task_status"}):
         raise CheckFailed("another account's task must look exactly like an unknown id", field="output",
                           expected={"task_id": "...", "task_status": "UNKNOWN"}, actual=output or exchange.status)
     if exchange.endpoint == "task-list":

@@ -131,7 +131,8 @@ class ContractClient:
             self._pace(model)
             started = time.monotonic()
             response = self._http.request(method, url, headers=request_headers, params=params,
-                                          content=raw_body if raw_body is not None else (json.dumps(body).encode() if body is not None else None))
+                                          content=raw_body if raw_body is not None
+                                          else (json.dumps(body).encode() if body is not None else None))
             exchange = self._exchange(method, str(response.request.url), endpoint, request_headers, body, response,
                                       time.monotonic() - started, model)
             exchange.notes["key"] = key_kind  # recordings mask every key alike; this says which kind was sent

@@ -59,5 +59,5 @@ class Exchange:
         return json.loads(mask(json.dumps(data, ensure_ascii=False, default=str), secrets))
 
     @classmethod
-    def from_record(cls, data: dict[str, Any]) -> "Exchange":
+    def from_record(cls, data: dict[str, Any]) -> Exchange:
         return cls(**data)

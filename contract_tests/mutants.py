@@ -28,8 +28,9 @@ import dataclasses
 import json
 import re
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import dashscope_schemas as ds
 from starlette.types import ASGIApp, Message, Receive, Scope, Send

@@ -97,7 +97,8 @@ def markdown(data: dict[str, Any]) -> str:
     lines = ["# DashScope contract report", "",
              f"- target: {meta.get('target')}", f"- profile checked: {meta.get('profile')}",
              f"- result: {'**DRIFT**: the target does not match the documented contract' if meta['drift'] else 'no drift found'}",
-             f"- exchanges: {meta.get('exchanges')} ({meta.get('exchanges_per_second', '?')} per second), wall time {meta.get('seconds')} s", ""]
+             f"- exchanges: {meta.get('exchanges')} ({meta.get('exchanges_per_second', '?')} per second),"
+             f" wall time {meta.get('seconds')} s", ""]
     lines += ["## Checks", "", "| check | passed | failed |", "|---|---|---|"]
     lines += [f"| {name} | {c['passed']} | {c['failed']} |" for name, c in data["checks"].items()]
     if not data["violations"]:

@@ -53,7 +53,7 @@ class Settings:
         return self.region or inferred or "cn-beijing"
 
     @classmethod
-    def from_env(cls) -> "Settings":
+    def from_env(cls) -> Settings:
         profile = _env("PROFILE", ds.DEFAULT_PROFILE)
         ds.profile_info(profile)  # fail early on a typo
         models = tuple(m.strip() for m in (_env("MODELS") or "").split(",") if m.strip())

@@ -9,7 +9,7 @@ n, no explicit size, the fewest input images, short prompts.
 from __future__ import annotations
 
 import math
-from functools import lru_cache
+from functools import cache
 
 import dashscope_schemas as ds
 from hypothesis import assume
@@ -22,7 +22,7 @@ KNOWN_PARAMETERS = ("n", "size", "negative_prompt", "prompt_extend", "watermark"
 PROMPT_ALPHABET = st.characters(codec="utf-8", categories=("L", "N", "P", "Zs"))
 
 
-@lru_cache(maxsize=None)
+@cache
 def _parameters_schema(profile: str, endpoint: str) -> dict:
     catalog = ds.load_catalog(profile)
     bundled = ds.load_schema(catalog.endpoints[endpoint].request_schema, profile)

@@ -56,7 +56,7 @@ class Admin:
         self._http.close()
 
     @classmethod
-    def probe(cls, origin: str, token: str | None = None) -> "Admin | None":
+    def probe(cls, origin: str, token: str | None = None) -> Admin | None:
         try:
             response = httpx.get(origin + "/__admin/clock", timeout=5, headers=_admin_headers(token))
             if response.status_code == 200 and "now" in response.json():
@@ -148,7 +148,8 @@ def resolve(settings: Settings, embedded: EmbeddedFake | None) -> Target:
         keys = admin.keys()
         mine = next((k for k in keys if k["key"] == api_key), None)
         if mine is not None:
-            other_account = other_account or next((k["key"] for k in keys if k["region"] == region and k["account"] != mine["account"]), None)
+            other_account = other_account or next(
+                (k["key"] for k in keys if k["region"] == region and k["account"] != mine["account"]), None)
             elsewhere = next((k for k in keys if k["region"] != region and k["account"] == mine["account"]), None)
             if elsewhere is not None:
                 region_base = admin.regions()["regions"][elsewhere["region"]]["base_url"]

@@ -32,7 +32,7 @@ class KeyRing:
         return list(self._by_key.values())
 
     @classmethod
-    def from_data(cls, data: dict[str, Any]) -> "KeyRing":
+    def from_data(cls, data: dict[str, Any]) -> KeyRing:
         keys = []
         for account, regions in data["accounts"].items():
             for region, entries in regions.items():
@@ -43,7 +43,8 @@ class KeyRing:
 
 def demo_keys_data() -> dict[str, Any]:
     """The embedded demo accounts (also at fixtures/demo-keys.json)."""
-    return json.loads((resources.files(__package__) / "defaults" / "demo-keys.json").read_text(encoding="utf-8"))
+    data: dict[str, Any] = json.loads((resources.files(__package__) / "defaults" / "demo-keys.json").read_text(encoding="utf-8"))
+    return data
 
 
 def load_keys(path: str | Path | None) -> KeyRing:

@@ -10,11 +10,13 @@ from starlette.routing import Route
 
 from . import housekeeping, parse
 from .api.http import fake, public_base_url, read_body
+from .clock import ControllableClock
 from .errors import DashScopeError
 from .scenarios import ScenarioError
+from .service import FakeDashScope
 
 
-def _clock_state(request: Request) -> dict:
+def _clock_state(request: Request) -> dict[str, Any]:
     from .service import format_time
 
     clock = fake(request).clock
@@ -32,6 +34,8 @@ async def advance_clock(request: Request) -> JSONResponse:
     if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or seconds < 0:
         raise DashScopeError(400, "InvalidParameter", 'body must be {"seconds": N} with N a finite number >= 0')
     service = fake(request)
+    if not isinstance(service.clock, ControllableClock):
+        raise DashScopeError(400, "InvalidParameter", "this fake's clock cannot be moved")
     try:
         service.clock.advance(seconds)
     except ValueError as exc:  # past the clock's bound: refused, the clock unchanged
@@ -46,7 +50,7 @@ async def reset(request: Request) -> JSONResponse:
     return JSONResponse({"reset": True, **_clock_state(request)})
 
 
-def region_base_urls(service, base: str) -> dict[str, dict[str, str]]:
+def region_base_urls(service: FakeDashScope, base: str) -> dict[str, dict[str, str]]:
     return {region: {"base_url": f"{base}/{region}/api/v1", "real_base_url": info["base_url"]}
             for region, info in service.catalog.regions.items()}
 

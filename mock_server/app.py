@@ -10,6 +10,7 @@ from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
+from starlette.types import ASGIApp
 
 from . import admin, housekeeping
 from .access import ControlGate
@@ -72,7 +73,7 @@ async def _unexpected(request: Request, exc: Exception) -> Response:
 
 
 class _FakeApp(Starlette):
-    def build_middleware_stack(self):
+    def build_middleware_stack(self) -> ASGIApp:
         # Outside even Starlette's ServerErrorMiddleware, which wraps `send`: dropping a
         # connection needs the server's own send (and through it, the socket).
         return ConnectionDropper(super().build_middleware_stack())

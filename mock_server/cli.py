@@ -6,6 +6,7 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 from .access import is_loopback
 from .accounts import mask_key
@@ -67,7 +68,7 @@ def _url_host(host: str) -> str:
     return f"[{host}]" if ":" in host else host
 
 
-def _scenario_file(path: str | None) -> list | None:
+def _scenario_file(path: str | None) -> list[Any] | None:
     if not path:
         return None
     data = json.loads(Path(path).read_text(encoding="utf-8"))

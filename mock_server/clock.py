@@ -7,7 +7,8 @@ limits) reads this clock, never time.time(), so a test can see a day pass in mil
 from __future__ import annotations
 
 import time
-from typing import Callable, Protocol
+from collections.abc import Callable
+from typing import Protocol
 
 
 class Clock(Protocol):

@@ -18,7 +18,8 @@ FAST_TIMING = {"mode": "polls", "pending": 0, "running": 0}
 
 
 def _defaults() -> dict[str, Any]:
-    return json.loads((resources.files(__package__) / "defaults" / "config.json").read_text(encoding="utf-8"))
+    data: dict[str, Any] = json.loads((resources.files(__package__) / "defaults" / "config.json").read_text(encoding="utf-8"))
+    return data
 
 
 @dataclass(frozen=True)
@@ -40,7 +41,7 @@ class Config:
         return Timing.from_data(self.timing.get("models", {}).get(model) or self.timing["default"])
 
     @classmethod
-    def load(cls, path: str | Path | None = None, **overrides: Any) -> "Config":
+    def load(cls, path: str | Path | None = None, **overrides: Any) -> Config:
         """Defaults, then the file (if any), then keyword overrides (None means 'not given')."""
         data = _defaults()
         if path:
@@ -70,9 +71,9 @@ class Config:
             Timing.from_data(model_timing)
         return config
 
-    def replace(self, **changes: Any) -> "Config":
+    def replace(self, **changes: Any) -> Config:
         return Config(**{**self.__dict__, **changes})
 
-    def with_fast_tasks(self) -> "Config":
+    def with_fast_tasks(self) -> Config:
         """Every task finishes on its first poll."""
         return Config(**{**self.__dict__, "timing": {"default": FAST_TIMING, "models": {}}})

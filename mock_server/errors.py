@@ -14,13 +14,13 @@ class DashScopeError(Exception):
         self.headers = headers or {}
 
     @classmethod
-    def from_catalog(cls, catalog: Catalog, key: str, message: str | None = None) -> "DashScopeError":
+    def from_catalog(cls, catalog: Catalog, key: str, message: str | None = None) -> DashScopeError:
         """An error of error-codes.json by its key, optionally with a more specific message."""
         wire = catalog.error(key)
         return cls(wire["status"], wire["code"], message or wire["message"])
 
     @classmethod
-    def from_violation(cls, violation: Violation) -> "DashScopeError":
+    def from_violation(cls, violation: Violation) -> DashScopeError:
         return cls(violation.status, violation.code, violation.message)
 
     def envelope(self, request_id: str) -> dict[str, Any]:

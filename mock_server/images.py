@@ -32,7 +32,7 @@ _SIZE_IN_URL = re.compile(r"(?<![0-9])([1-9][0-9]{1,4})[x*_-]([1-9][0-9]{1,4})(?
 @lru_cache(maxsize=64)
 def render_png(prompt: str, seed: int, index: int, width: int, height: int) -> bytes:
     """A PNG of exactly width x height whose content depends only on the arguments."""
-    digest = hashlib.sha256(f"{seed}\x00{index}\x00{prompt}".encode("utf-8")).digest()
+    digest = hashlib.sha256(f"{seed}\x00{index}\x00{prompt}".encode()).digest()
     rng = random.Random(digest)
     image = Image.new("RGB", (width, height), tuple(digest[:3]))
     draw = ImageDraw.Draw(image)
@@ -83,7 +83,7 @@ class UrlSigner:
 
     def _signature(self, object_path: str, expires: str) -> str:
         # OSS V1 presigning signs "VERB\n\n\nExpires\n/bucket/object"; the same here, with our key.
-        to_sign = f"GET\n\n\n{expires}\n/{RESULT_BUCKET}/{object_path}".encode("utf-8")
+        to_sign = f"GET\n\n\n{expires}\n/{RESULT_BUCKET}/{object_path}".encode()
         return base64.b64encode(hmac.new(self.secret, to_sign, hashlib.sha1).digest()).decode("ascii")
 
     def query(self, object_path: str, expires: int) -> str:
@@ -117,4 +117,4 @@ def oss_error_xml(code: str, message: str, request_id: str, host: str) -> bytes:
         '<?xml version="1.0" encoding="UTF-8"?>\n<Error>\n'
         f"  <Code>{escape(code)}</Code>\n  <Message>{escape(message)}</Message>\n"
         f"  <RequestId>{escape(request_id)}</RequestId>\n  <HostId>{escape(host)}</HostId>\n</Error>\n"
-    ).encode("utf-8")
+    ).encode()

@@ -6,7 +6,7 @@ are re-rooted under that component, because in an OpenAPI document "#" is the do
 
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cache
 from typing import Any
 
 import dashscope_schemas as ds
@@ -39,7 +39,7 @@ def _errors(*statuses: str) -> dict[str, Any]:
     return {s: _json("error", ERROR_STATUSES[s]) for s in statuses}
 
 
-AUTH = [{"dashscopeKey": []}]
+AUTH: list[dict[str, list[str]]] = [{"dashscopeKey": []}]
 # YYYYMMDDhhmmss with real months, days 01-31 (a day past the month's end rolls over), hours, minutes, seconds.
 # The list's paging bounds: page_size as documented; page_no is the fake's own bound (the pages
 # give none), far past the last page of any store.
@@ -115,7 +115,7 @@ def _operation(endpoint: ds.Endpoint, catalog: ds.Catalog) -> dict[str, Any]:
     return operation
 
 
-@lru_cache(maxsize=None)
+@cache
 def openapi_document(profile: str = ds.DEFAULT_PROFILE) -> dict[str, Any]:
     """The API below a region's base URL, from the catalog's endpoints (the OSS-like upload host
     and result objects are other hosts of the real service, not part of this API)."""

@@ -57,7 +57,7 @@ class Scenario:
 
     @property
     def kind(self) -> str:
-        return self.effect["type"]
+        return str(self.effect["type"])
 
     @property
     def live(self) -> bool:
@@ -145,7 +145,8 @@ class ScenarioBook:
     _ids: Any = field(default_factory=lambda: itertools.count(1))
 
     def add(self, data: Any) -> Scenario:
-        scenario_id = data.get("id") if isinstance(data, dict) and isinstance(data.get("id"), str) else f"sc-{next(self._ids)}"
+        given = data.get("id") if isinstance(data, dict) else None
+        scenario_id = given if isinstance(given, str) else f"sc-{next(self._ids)}"
         if scenario_id in self._scenarios:
             raise ScenarioError(f"a scenario {scenario_id!r} exists")
         scenario = parse(data, self.catalog, scenario_id)

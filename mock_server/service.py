@@ -10,11 +10,12 @@ import math
 import re
 import secrets
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from typing import Any, Callable
+from typing import Any
 
-from dashscope_schemas import Catalog, GenerationRequest, load_catalog, output_size
+from dashscope_schemas import Catalog, GenerationRequest, InputImage, Model, load_catalog, output_size
 
 from . import images
 from .accounts import ApiKey, KeyRing, load_keys
@@ -122,7 +123,7 @@ class FakeDashScope:
         assert verdict.request is not None
         return verdict.request
 
-    def _input_bytes(self, key: ApiKey, image, resolve_oss: bool) -> bytes | None:
+    def _input_bytes(self, key: ApiKey, image: InputImage, resolve_oss: bool) -> bytes | None:
         """The bytes behind an input image when the fake has them: a data URI, or an upload."""
         if image.data is not None:
             return image.data
@@ -235,7 +236,7 @@ class FakeDashScope:
         done = self.store.expire(now, limit)  # first: an expired task's due change is no work left
         return done + self._catch_up(now, max(0, limit - done))
 
-    def _charge(self, key: ApiKey, model, images_made: int) -> None:
+    def _charge(self, key: ApiKey, model: Model, images_made: int) -> None:
         self.ledger.charge(key.account, key.region, model.name, images_made, model.price_per_image.get(key.region),
                            model.free_quota_images.get(key.region))
 
@@ -245,7 +246,7 @@ class FakeDashScope:
         outcomes, failure = self._outcomes(image_ids, scenario)
         if failure is not None or not any(o.ok for o in outcomes):
             effect = scenario.effect if scenario else {}
-            raise self.error_for(effect, FAILURE_DEFAULTS.get(effect.get("type"), "internal_error"), 500)
+            raise self.error_for(effect, FAILURE_DEFAULTS.get(str(effect.get("type")), "internal_error"), 500)
         made = tuple(o.image_id for o in outcomes if o.ok and o.image_id)
         self._charge(key, request.model, len(made))
         return SyncResult(made, width, height)
@@ -259,7 +260,8 @@ class FakeDashScope:
         timing = self.config.timing_for(request.model.name)
         effect = scenario.effect if scenario else {}
         if effect.get("type") == "latency":
-            timing = Timing(timing.mode, timing.pending + effect.get("pending_seconds", 0), timing.running + effect.get("running_seconds", 0))
+            timing = Timing(timing.mode, timing.pending + effect.get("pending_seconds", 0),
+                            timing.running + effect.get("running_seconds", 0))
         # The task keeps what the service keeps of the prompt: the text truncated at the model's
         # limit, not a 45 MiB body's worth for 24 hours.
         task = domain.create(Task(

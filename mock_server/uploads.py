@@ -12,7 +12,7 @@ import hashlib
 import hmac
 import json
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from . import parse
@@ -53,10 +53,10 @@ class Uploader:
     def policy(self, account: str, region: str, now: float, base_url: str, token: str) -> dict[str, Any]:
         """The `data` of GET /uploads?action=getPolicy."""
         owner = hashlib.sha256(f"{account}/{region}".encode()).hexdigest()[:16]
-        day = datetime.fromtimestamp(now, timezone.utc).strftime("%Y-%m-%d")
+        day = datetime.fromtimestamp(now, UTC).strftime("%Y-%m-%d")
         upload_dir = f"dashscope-instant/{owner}/{day}/{token}"
         document = {
-            "expiration": datetime.fromtimestamp(now + POLICY_TTL_SECONDS, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.000Z"),
+            "expiration": datetime.fromtimestamp(now + POLICY_TTL_SECONDS, UTC).strftime("%Y-%m-%dT%H:%M:%S.000Z"),
             "conditions": [{"bucket": UPLOAD_BUCKET}, ["starts-with", "$key", upload_dir],
                            ["content-length-range", 0, self.max_file_bytes],
                            {"x-fake-owner": f"{account}/{region}"}],
@@ -69,7 +69,7 @@ class Uploader:
             "expire_in_seconds": POLICY_TTL_SECONDS, "max_file_size_mb": max(1, self.max_file_bytes // (1024 * 1024)),
         }
 
-    def check(self, fields: dict[str, str], size: int, now: float) -> "UploadGrant":
+    def check(self, fields: dict[str, str], size: int, now: float) -> UploadGrant:
         """What an acceptable upload form may store, else UploadRejected (OSS codes)."""
         for name in ("OSSAccessKeyId", "Signature", "policy", "key"):
             if not fields.get(name):
@@ -77,9 +77,10 @@ class Uploader:
         if fields["OSSAccessKeyId"] != self.access_key_id:
             raise UploadRejected(403, "InvalidAccessKeyId", "The OSS Access Key Id you provided does not exist in our records.")
         if not fields["policy"].isascii() or not parse.same_secret(self._sign(fields["policy"]), fields["Signature"]):
-            raise UploadRejected(403, "SignatureDoesNotMatch", "The request signature we calculated does not match the signature you provided.")
+            raise UploadRejected(403, "SignatureDoesNotMatch",
+                                 "The request signature we calculated does not match the signature you provided.")
         document = json.loads(base64.b64decode(fields["policy"]))  # ours: the signature proved it
-        expiration = datetime.strptime(document["expiration"], "%Y-%m-%dT%H:%M:%S.000Z").replace(tzinfo=timezone.utc)
+        expiration = datetime.strptime(document["expiration"], "%Y-%m-%dT%H:%M:%S.000Z").replace(tzinfo=UTC)
         if now >= expiration.timestamp():
             raise UploadRejected(403, "AccessDenied", "Invalid according to Policy: Policy expired.")
         conditions = document["conditions"]

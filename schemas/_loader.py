@@ -8,19 +8,20 @@ from __future__ import annotations
 
 import copy
 import json
-from functools import lru_cache
+from functools import cache, lru_cache
 from importlib import resources
+from importlib.resources.abc import Traversable
 from typing import Any
 
 DEFAULT_PROFILE = "current"
 _SCHEMA_SUFFIX = ".schema.json"
 
 
-def _package_files():
+def _package_files() -> Traversable:
     return resources.files(__package__)
 
 
-@lru_cache(maxsize=None)
+@cache
 def read_json(relative_path: str) -> Any:
     """One data file of the package, parsed. Callers get the shared cached object: copy before mutating."""
     return json.loads((_package_files() / relative_path).read_text(encoding="utf-8"))
@@ -41,7 +42,8 @@ def profile_names() -> tuple[str, ...]:
 def profile_info(profile: str = DEFAULT_PROFILE) -> dict[str, Any]:
     if profile not in profile_names():
         raise KeyError(f"unknown API profile {profile!r}; known: {', '.join(profile_names())}")
-    return read_json(f"profiles/{profile}.json")
+    info: dict[str, Any] = read_json(f"profiles/{profile}.json")
+    return info
 
 
 def merge_patch(target: Any, patch: Any) -> Any:
@@ -67,20 +69,20 @@ def _profile_chain(profile: str) -> list[dict[str, Any]]:
     return list(reversed(chain))
 
 
-@lru_cache(maxsize=None)
+@cache
 def raw_catalog(profile: str = DEFAULT_PROFILE) -> dict[str, Any]:
     """The catalog file with the profile's merge patches applied (families not yet resolved)."""
-    catalog = read_json("catalog.json")
+    catalog: dict[str, Any] = read_json("catalog.json")
     for info in _profile_chain(profile):
         catalog = merge_patch(catalog, info.get("catalog_patch") or {})
     return catalog
 
 
-@lru_cache(maxsize=None)
+@cache
 def _raw_schema(name: str, profile: str) -> dict[str, Any]:
     if name not in schema_names() and name != "catalog":
         raise KeyError(f"unknown schema {name!r}; known: {', '.join(schema_names())}")
-    schema = read_json(f"{name}{_SCHEMA_SUFFIX}")
+    schema: dict[str, Any] = read_json(f"{name}{_SCHEMA_SUFFIX}")
     for info in _profile_chain(profile):
         patch = (info.get("schema_patches") or {}).get(name)
         if patch:
@@ -88,7 +90,7 @@ def _raw_schema(name: str, profile: str) -> dict[str, Any]:
     return schema
 
 
-@lru_cache(maxsize=None)
+@cache
 def _bundled(name: str, profile: str) -> dict[str, Any]:
     root = copy.deepcopy(_raw_schema(name, profile))
     root.pop("$id", None)

@@ -4,7 +4,7 @@ per model."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import cache
 from typing import Any
 
 from . import paths
@@ -183,7 +183,7 @@ def load_catalog(profile: str = DEFAULT_PROFILE) -> Catalog:
     return _load_catalog(profile)
 
 
-@lru_cache(maxsize=None)
+@cache
 def _load_catalog(profile: str) -> Catalog:
     raw = raw_catalog(profile)
     endpoints = {name: Endpoint.from_data(name, data) for name, data in raw["endpoints"].items() if not name.startswith("$")}

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
-from functools import lru_cache
-from typing import Any, Iterable
+from functools import cache
+from typing import Any
 
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError, best_match
@@ -35,7 +36,7 @@ def _split_ref(name: str) -> tuple[str, str]:
     return base, pointer
 
 
-@lru_cache(maxsize=None)
+@cache
 def validator_for(name: str, profile: str = DEFAULT_PROFILE) -> Draft202012Validator:
     """A compiled validator for a schema name, optionally with a '#/$defs/...' pointer into it."""
     base, pointer = _split_ref(name)

@@ -1,9 +1,27 @@
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
+import socket
+import threading
+import time as real_time
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
+import dashscope
+import dashscope.client.base_api as sdk_base_api
+import httpx
 import pytest
+import uvicorn
+from dashscope_schemas import load_catalog
+
+from mock_server import accounts
+from mock_server.app import create_app
+from mock_server.clock import ControllableClock
+from mock_server.config import Config
+from mock_server.service import FakeDashScope
 
 REPO = Path(__file__).resolve().parent.parent
 FIXTURES = REPO / "fixtures"
@@ -23,23 +41,6 @@ def shared_dir() -> Path:
 
 
 # --- the fake, in process and on loopback ------------------------------------------------------
-
-import asyncio
-import contextlib
-import socket
-import threading
-from collections.abc import Iterator
-from dataclasses import dataclass
-
-import httpx
-import uvicorn
-from dashscope_schemas import load_catalog
-
-from mock_server import accounts
-from mock_server.app import create_app
-from mock_server.clock import ControllableClock
-from mock_server.config import Config
-from mock_server.service import FakeDashScope
 
 ASYNC = {"X-DashScope-Async": "enable"}
 # The generation endpoints' paths below a region's base URL, from the catalog's plan of the API.
@@ -145,11 +146,6 @@ def live(live_fake: LiveFake) -> LiveFake:
 
 
 # --- the official SDK pointed at the live fake --------------------------------------------------
-
-import time as real_time
-
-import dashscope
-import dashscope.client.base_api as sdk_base_api
 
 
 class VirtualTime:

@@ -266,7 +266,8 @@ def test_list_filters_and_pages(client, service):
 
 
 @pytest.mark.parametrize("params", [{"page_no": "0"}, {"page_size": "1000"}, {"page_size": "ten"}, {"status": "DONE"},
-                                    {"start_time": "2023-04-20"}, {"end_time": "20231399000000"}, {"start_time": "00000000000000"}, {"status": ""}, {"start_time": ""}])
+                                    {"start_time": "2023-04-20"}, {"end_time": "20231399000000"}, {"start_time": "00000000000000"},
+                                    {"status": ""}, {"start_time": ""}])
 def test_list_rejects_bad_parameters(client, params):
     assert_error(client.get(f"{API}/tasks", params=params, headers=auth()), 400, "InvalidParameter")
 

@@ -13,7 +13,10 @@ from mock_server.domain import tasks as t
 T0 = 1_700_000_000.0
 
 
-def make(mode="time", pending=2.0, running=10.0, outcomes=(t.ImageOutcome("i1"),), failure=None) -> t.Task:
+ONE_IMAGE = (t.ImageOutcome("i1"),)
+
+
+def make(mode="time", pending=2.0, running=10.0, outcomes=ONE_IMAGE, failure=None) -> t.Task:
     task = t.Task(task_id="task", account="acct", region="cn-beijing", api_key_id="k", model="qwen-image-plus",
                   endpoint="text2image", orig_prompt="p", actual_prompt="p", seed=1, width=1328, height=1328,
                   timing=t.Timing(mode, pending, running), outcomes=outcomes, failure=failure)

@@ -134,7 +134,8 @@ def test_cancelled_tasks_are_refunded_and_failed_tasks_cost_nothing(client, serv
 def test_free_tier_only_refuses_once_the_free_quota_is_spent(client):
     assert client.post("/__admin/usage/free-tier-only", json={"account": "demo-account-a", "enabled": True}).json() == {
         "free_tier_only": ["demo-account-a"]}
-    body = {"model": "qwen-image-edit", "input": {"messages": [{"role": "user", "content": [{"image": "https://e.com/a.png"}, {"text": "x"}]}]}}
+    content = [{"image": "https://e.com/a.png"}, {"text": "x"}]
+    body = {"model": "qwen-image-edit", "input": {"messages": [{"role": "user", "content": content}]}}
     refused = client.post(API + PATHS["multimodal-generation"], json=body, headers=auth())  # Beijing: no free quota
     assert (refused.status_code, refused.json()["code"]) == (403, "AllocationQuota.FreeTierOnly")
     assert client.post(API + PATHS["multimodal-generation"], json=body, headers=auth(demo_key("b"))).status_code == 200

@@ -33,7 +33,7 @@ def _refs(node):
 
 
 def test_every_message_of_the_issue_has_a_schema():
-    assert MESSAGES <= set(ds.schema_names())
+    assert set(ds.schema_names()) >= MESSAGES
 
 
 def test_both_profiles_exist_and_current_is_the_default():
@@ -94,6 +94,6 @@ def test_installed_wheel_finds_its_data_from_any_directory(tmp_path):
     assert found["file"].startswith(str(target))
     assert set(found["profiles"]) == {"current", "2025-12"}
     for profile in found["profiles"].values():
-        assert MESSAGES <= set(profile["schemas"])
+        assert set(profile["schemas"]) >= MESSAGES
         assert all(size > 0 for size in profile["schemas"].values())
         assert "qwen-image-plus" in profile["models"] and "wan2.5-i2i-preview" in profile["models"]

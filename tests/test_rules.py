@@ -83,7 +83,8 @@ def test_normalised_request_fills_defaults_and_drops_what_the_model_ignores():
     wan = c.check_request("image2image", {"model": "wan2.5-i2i-preview", "input": {"prompt": "a", "images": ["https://e/a.png"]}},
                           {"X-DashScope-Async": "enable"}).request
     assert wan.n == 4 and wan.size is None and wan.prompt_extend is True and wan.watermark is False
-    edit = c.check_request("multimodal-generation", {"model": "qwen-image-edit", "parameters": {"size": "1024*1024", "prompt_extend": True, "seed": 7},
+    edit = c.check_request("multimodal-generation", {"model": "qwen-image-edit",
+                                                     "parameters": {"size": "1024*1024", "prompt_extend": True, "seed": 7},
                            "input": {"messages": [{"role": "user", "content": [{"image": "https://e/a.png"}, {"text": "a"}]}]}}, {}).request
     assert edit.size is None and edit.prompt_extend is False and edit.seed == 7 and edit.n == 1
 
@@ -93,7 +94,8 @@ def test_data_uri_images_are_decoded_and_size_checked():
     c = ds.load_catalog()
     png = b"\x89PNG\r\n\x1a\n" + b"\0" * 32
     body = {"model": "qwen-image-edit-plus",
-            "input": {"messages": [{"role": "user", "content": [{"image": "data:image/png;base64," + base64.b64encode(png).decode()}, {"text": "a"}]}]}}
+            "input": {"messages": [{"role": "user", "content": [
+                {"image": "data:image/png;base64," + base64.b64encode(png).decode()}, {"text": "a"}]}]}}
     request = c.check_request("multimodal-generation", body, {}).request
     assert request.images[0].data == png and request.images[0].mime == "image/png"
     big = base64.b64encode(b"\0" * (10 * 1024 * 1024 + 1)).decode()

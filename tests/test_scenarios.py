@@ -43,7 +43,8 @@ def test_task_failed_with_a_documented_error_then_used_up(client, service):
     add(client, match={"endpoint": "text2image"}, effect={"type": "task_failed", "error": "data_inspection_failed"}, times=1)
     body = finished(client, service, t2i(client))
     out = body["output"]
-    assert (out["task_status"], out["code"], out["message"]) == ("FAILED", "DataInspectionFailed", CATALOG.error("data_inspection_failed")["message"])
+    moderated = CATALOG.error("data_inspection_failed")["message"]
+    assert (out["task_status"], out["code"], out["message"]) == ("FAILED", "DataInspectionFailed", moderated)
     assert out["task_metrics"] == {"TOTAL": 1, "SUCCEEDED": 0, "FAILED": 1} and "results" not in out
     assert finished(client, service, t2i(client))["output"]["task_status"] == "SUCCEEDED"
     listed = client.get("/__admin/scenarios").json()["scenarios"][0]
@@ -53,11 +54,13 @@ def test_task_failed_with_a_documented_error_then_used_up(client, service):
 def test_partial_failure_counts_only_successes(client, service):
     add(client, match={"model": "wan2.5-i2i-preview"}, effect={"type": "partial_failure", "failed": 2})
     created = client.post(API + PATHS["image2image"], headers=auth(**ASYNC),
-                          json={"model": "wan2.5-i2i-preview", "input": {"prompt": "p", "images": ["https://e.com/a.png"]}, "parameters": {"n": 3}})
+                          json={"model": "wan2.5-i2i-preview", "input": {"prompt": "p", "images": ["https://e.com/a.png"]},
+                                "parameters": {"n": 3}})
     body = finished(client, service, created)
     results = body["output"]["results"]
     assert body["output"]["task_status"] == "SUCCEEDED"
-    assert [("url" in r, r.get("code")) for r in results] == [(True, None), (False, "InternalError.Timeout"), (False, "InternalError.Timeout")]
+    timeout = (False, "InternalError.Timeout")
+    assert [("url" in r, r.get("code")) for r in results] == [(True, None), timeout, timeout]
     assert body["output"]["task_metrics"] == {"TOTAL": 3, "SUCCEEDED": 1, "FAILED": 2} and body["usage"] == {"image_count": 1}
 
 

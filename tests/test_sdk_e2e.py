@@ -402,7 +402,8 @@ def test_asyncio_clients_in_another_region(live, sdk):
 
     async def flow():
         edited = await AioMultiModalConversation.call(api_key=key, model="qwen-image-edit-plus", n=2, size="1033*1032",
-                                                      messages=[{"role": "user", "content": [{"image": PORTRAIT_URL}, {"text": EDIT_PROMPT}]}])
+                                                      messages=[{"role": "user",
+                                                                 "content": [{"image": PORTRAIT_URL}, {"text": EDIT_PROMPT}]}])
         created = await AioImageSynthesis.async_call(api_key=key, model="qwen-image-plus", prompt=PROMPT, size="1328*1328")
         cancelled_task = await AioImageSynthesis.async_call(api_key=key, model="qwen-image-plus", prompt=PROMPT)
         cancelled = await AioImageSynthesis.cancel(cancelled_task, api_key=key)

@@ -81,7 +81,8 @@ def test_upload_host_checks_signature_expiry_key_and_overwrite(client, service):
 
 def test_policy_needs_a_known_model_and_the_action(client):
     assert client.get(f"{API}/uploads", params={"action": "getPolicy"}, headers=auth()).json()["code"] == "InvalidParameter"
-    assert client.get(f"{API}/uploads", params={"action": "getPolicy", "model": "nope"}, headers=auth()).json()["message"] == "Model not exist."
+    unknown = client.get(f"{API}/uploads", params={"action": "getPolicy", "model": "nope"}, headers=auth())
+    assert unknown.json()["message"] == "Model not exist."
     assert client.get(f"{API}/uploads", params={"action": "delete", "model": "qwen-image-plus"}, headers=auth()).status_code == 400
     assert client.get(f"{API}/uploads", params={"action": "getPolicy", "model": "qwen-image-plus"}).status_code == 401
 
@@ -164,6 +165,7 @@ def test_openapi_references_resolve_and_describe_the_same_messages(client):
         validator = Draft202012Validator({"$ref": f"urn:doc#/components/schemas/{name}"}, registry=registry)
         good = {"error": {"request_id": "r", "code": "c", "message": "m"},
                 "task-query.response": {"request_id": "r", "output": {"task_id": "t", "task_status": "UNKNOWN"}},
-                "multimodal-generation.request": {"model": "m", "input": {"messages": [{"role": "user", "content": [{"text": "a"}]}]}}}[name]
+                "multimodal-generation.request": {"model": "m",
+                                                  "input": {"messages": [{"role": "user", "content": [{"text": "a"}]}]}}}[name]
         assert validator.is_valid(good)
         assert not validator.is_valid({"output": {"task_status": "NOPE"}})

@@ -17,11 +17,13 @@ from ..service import FakeDashScope
 
 
 def fake(request: Request) -> FakeDashScope:
-    return request.app.state.fake
+    service: FakeDashScope = request.app.state.fake
+    return service
 
 
 def region_of(request: Request) -> str:
-    return request.scope["state"]["region"]
+    region: str = request.scope["state"]["region"]  # set by the RegionRouter middleware
+    return region
 
 
 def new_request_id() -> str:

@@ -9,7 +9,8 @@ so far; the last one has finish_reason "stop" and the usage.
 from __future__ import annotations
 
 import json
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 from ..errors import DashScopeError
 

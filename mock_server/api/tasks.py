@@ -9,6 +9,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from .. import parse
+from ..accounts import ApiKey
 from ..domain.tasks import CANCELED, FAILED, PENDING, RUNNING, SUCCEEDED, UNKNOWN, Task
 from ..errors import invalid_parameter
 from ..openapi import LIST_TIME_PATTERN, MAX_PAGE_NO, MAX_PAGE_SIZE
@@ -35,15 +36,17 @@ def task_output(service: FakeDashScope, task: Task, base_url: str) -> dict[str, 
     if task.end_time is not None:
         output["end_time"] = format_time(task.end_time)
     if task.status == SUCCEEDED:
+        assert task.end_time is not None  # a SUCCEEDED task has ended
         expires = task.end_time + service.config.url_ttl
         output["results"] = [
-            {"url": service.result_url(base_url, o.image_id, expires), "orig_prompt": task.orig_prompt,
+            {"url": service.result_url(base_url, o.image_id or "", expires), "orig_prompt": task.orig_prompt,
              "actual_prompt": task.actual_prompt} if o.ok else {"code": o.code, "message": o.message}
             for o in task.outcomes
         ]
     if task.status == FAILED:
+        internal = service.catalog.error("internal_error")
         code, message = task.failure or next(((o.code, o.message) for o in task.outcomes if not o.ok),
-                                             (service.catalog.error("internal_error")["code"], service.catalog.error("internal_error")["message"]))
+                                             (internal["code"], internal["message"]))
         output["code"], output["message"] = code, message
     if task.status in (SUCCEEDED, FAILED):
         ok = task.succeeded_count
@@ -51,7 +54,7 @@ def task_output(service: FakeDashScope, task: Task, base_url: str) -> dict[str, 
     return output
 
 
-async def _task_api_call(request: Request, endpoint: str):
+async def _task_api_call(request: Request, endpoint: str) -> tuple[FakeDashScope, ApiKey, Response | None]:
     """Key, task-API rate limit and scenario, common to the three task endpoints."""
     service = fake(request)
     key = authenticate(request)

@@ -7,8 +7,8 @@ clock sees the quota come back without waiting.
 
 from __future__ import annotations
 
+from collections.abc import Hashable
 from dataclasses import dataclass
-from typing import Hashable
 
 PERIOD_SECONDS = {"second": 1.0, "minute": 60.0}
 
@@ -20,7 +20,7 @@ class Bucket:
     tokens: float
     updated: float
 
-    def refilled(self, now: float) -> "Bucket":
+    def refilled(self, now: float) -> Bucket:
         elapsed = max(0.0, now - self.updated)
         return Bucket(self.capacity, self.per_second, min(self.capacity, self.tokens + elapsed * self.per_second), max(now, self.updated))
 

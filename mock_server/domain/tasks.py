@@ -8,7 +8,7 @@ by clock time (seconds), or by number of polls of GET /tasks/{id}.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import Literal
+from typing import Any, Literal
 
 PENDING, RUNNING, SUCCEEDED, FAILED, CANCELED, UNKNOWN = "PENDING", "RUNNING", "SUCCEEDED", "FAILED", "CANCELED", "UNKNOWN"
 TERMINAL = frozenset({SUCCEEDED, FAILED, CANCELED})
@@ -24,7 +24,7 @@ class Timing:
     running: float  # seconds or polls spent RUNNING
 
     @classmethod
-    def from_data(cls, data: dict) -> "Timing":
+    def from_data(cls, data: dict[str, Any]) -> Timing:
         mode = data.get("mode", "time")
         if mode not in ("time", "polls"):
             raise ValueError(f"timing mode must be 'time' or 'polls', not {mode!r}")
