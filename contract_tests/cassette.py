@@ -441,17 +441,17 @@ def diff(a: str | Path | Iterable[Exchange], b: str | Path | Iterable[Exchange],
             changed.append(row)
 
     answered_differently = []
-    for key in side_a.requests.keys() & side_b.requests.keys():
-        ra, rb = side_a.requests[key], side_b.requests[key]
+    for request_key in side_a.requests.keys() & side_b.requests.keys():
+        ra, rb = side_a.requests[request_key], side_b.requests[request_key]
         if ra["answers"] != rb["answers"]:
             exchange = ra["exchange"]
             answered_differently.append({
                 "endpoint": exchange.endpoint, "model": ra["model"] or "-",
-                "request_id": hashlib.sha256(key.encode()).hexdigest()[:12],
+                "request_id": hashlib.sha256(request_key.encode()).hexdigest()[:12],
                 "request": _request_summary(exchange), "a": sorted(ra["answers"]), "b": sorted(rb["answers"])})
     answered_differently.sort(key=lambda r: (r["endpoint"], r["model"], _canonical(r["request"]), r["request_id"]))
 
-    result = {
+    result: dict[str, Any] = {
         "labels": {"a": labels[0], "b": labels[1]},
         "a": {"exchanges": side_a.total, "compared": side_a.kept, "groups": len(side_a.groups)},
         "b": {"exchanges": side_b.total, "compared": side_b.kept, "groups": len(side_b.groups)},

@@ -89,9 +89,9 @@ class ContractClient:
 
     def _pace(self, model: str | None) -> None:
         """Against the real service, keep under the documented per-model rate (no bursts)."""
-        if not self.target.real or not model or self.catalog.model(model) is None:
+        if not self.target.real or not model or (entry := self.catalog.model(model)) is None:
             return
-        limit = self.catalog.model(model).rate_limit
+        limit = entry.rate_limit
         if not limit["requests"]:
             return
         interval = (60.0 if limit["per"] == "minute" else 1.0) / limit["requests"]

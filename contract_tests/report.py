@@ -4,9 +4,10 @@ people and JSON for tools. Written by every run."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +27,7 @@ class Finding:
     curl: str
     answer: Any
     occurrences: int = 1
-    tests: set[str] = field(default_factory=set)
+    tests: set[str] = dataclasses.field(default_factory=set)  # not `field`: the attribute above shadows it
 
     def to_dict(self) -> dict[str, Any]:
         data = dict(self.__dict__)

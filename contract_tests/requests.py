@@ -58,6 +58,7 @@ def oracle(catalog: ds.Catalog, endpoint: str, body: Any, headers: dict[str, str
         v = verdict.error
         return Expect(False, v.status, v.code, v.rule, v.path, v.reason)
     request = verdict.request
+    assert request is not None  # a request without violations is always normalised
     last = image_dims(request.images[-1].ref) if request.images else None
     size = ds.output_size(request.model.size_rule, request.size, last)
     # Without a known input image (none given) the default of an aspect-following rule is 1:1.

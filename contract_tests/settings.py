@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import overload
 from urllib.parse import urlsplit
 
 import dashscope_schemas as ds
@@ -14,6 +15,10 @@ ENV = "DASHSCOPE_CONTRACT_"
 REAL_HOST_SUFFIX = ".aliyuncs.com"
 
 
+@overload
+def _env(name: str) -> str | None: ...
+@overload
+def _env(name: str, default: str) -> str: ...
 def _env(name: str, default: str | None = None) -> str | None:
     value = os.environ.get(ENV + name)
     return value if value not in (None, "") else default

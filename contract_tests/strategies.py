@@ -9,7 +9,9 @@ n, no explicit size, the fewest input images, short prompts.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from functools import cache
+from typing import Any
 
 import dashscope_schemas as ds
 from hypothesis import assume
@@ -25,7 +27,9 @@ PROMPT_ALPHABET = st.characters(codec="utf-8", categories=("L", "N", "P", "Zs"))
 @cache
 def _parameters_schema(profile: str, endpoint: str) -> dict:
     catalog = ds.load_catalog(profile)
-    bundled = ds.load_schema(catalog.endpoints[endpoint].request_schema, profile)
+    schema = catalog.endpoints[endpoint].request_schema
+    assert schema is not None  # every generation endpoint has a request schema
+    bundled = ds.load_schema(schema, profile)
     return {"$defs": bundled["$defs"], **bundled["properties"]["parameters"]}
 
 
@@ -53,9 +57,10 @@ def _total_pixel_sizes(rule: ds.sizes.TotalPixels) -> st.SearchStrategy[str]:
     return total()
 
 
-# The sizes each kind of rule accepts, one function per kind (a kind without one takes no size).
-SIZE_STRATEGIES = {ds.sizes.FixedSizes: _fixed_sizes, ds.sizes.PerSide: _per_side_sizes,
-                   ds.sizes.TotalPixels: _total_pixel_sizes}
+# The sizes each kind of rule accepts, one function per kind (a kind without one takes no size); each
+# function takes a rule of exactly its key's type, which a dict's value type cannot say.
+SIZE_STRATEGIES: dict[type[ds.SizeRule], Callable[[Any], st.SearchStrategy[str]]] = {
+    ds.sizes.FixedSizes: _fixed_sizes, ds.sizes.PerSide: _per_side_sizes, ds.sizes.TotalPixels: _total_pixel_sizes}
 
 
 def size_for(rule: ds.SizeRule, cheap: bool) -> st.SearchStrategy[str | None]:
@@ -70,8 +75,8 @@ def valid_request(draw, profile: str, models: tuple[str, ...], region: str, chea
     """(endpoint, body, headers) of a request the docs say must be accepted. Arguments are plain
     values (not the catalog) so that Hypothesis' reports stay short."""
     catalog = ds.load_catalog(profile)
-    name = draw(st.sampled_from([m for m in models if catalog.model(m) and region in catalog.model(m).regions]), label="model")
-    model = catalog.model(name)
+    name = draw(st.sampled_from([m for m in models if (entry := catalog.model(m)) and region in entry.regions]), label="model")
+    model = catalog.models[name]
     endpoint = draw(st.sampled_from(model.endpoints), label="endpoint")
     drawn = draw(from_schema(_parameters_schema(catalog.profile, endpoint)), label="schema parameters")
     parameters = {k: v for k, v in drawn.items() if k in KNOWN_PARAMETERS and k not in ("n", "size")}
@@ -117,7 +122,7 @@ def invalid_request(draw, profile: str, models: tuple[str, ...], region: str):
     """(endpoint, body, headers, mutation) of a valid request with exactly one rule broken."""
     catalog = ds.load_catalog(profile)
     endpoint, body, headers = draw(valid_request(profile, models, region, cheap=True))
-    model = catalog.model(body["model"])
+    model = catalog.models[body["model"]]  # valid_request drew a model of the catalog
     mutation = draw(st.sampled_from(MUTATIONS), label="mutation")
     params = body["parameters"]
     if mutation == "n-above-max":

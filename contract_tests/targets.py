@@ -105,6 +105,7 @@ class EmbeddedFake:
         waiting = threading.Event()
         for _ in range(400):  # the process importing and binding its port: up to 20 s
             if self._process.poll() is not None:
+                assert self._process.stderr is not None  # opened with stderr=PIPE
                 raise RuntimeError(f"the embedded fake exited: {self._process.stderr.read().decode(errors='replace')[-2000:]}")
             try:
                 if httpx.get(self.origin + "/__admin/clock", timeout=1).status_code == 200:
@@ -127,6 +128,7 @@ class EmbeddedFake:
 
 def resolve(settings: Settings, embedded: EmbeddedFake | None) -> Target:
     catalog = ds.load_catalog(settings.profile)
+    region: str | None  # None: not given nor inferred from the base URL, asked of the admin API below
     if embedded is not None:
         region = settings.region or "cn-beijing"
         base_url, origin = f"{embedded.origin}/{region}/api/v1", embedded.origin
@@ -136,6 +138,7 @@ def resolve(settings: Settings, embedded: EmbeddedFake | None) -> Target:
     else:
         if not settings.api_key:
             raise ValueError("DASHSCOPE_HTTP_BASE_URL is set but DASHSCOPE_API_KEY is not")
+        assert settings.base_url is not None  # no embedded fake: the settings name a base URL
         base_url, api_key = settings.base_url, settings.api_key
         inferred, origin = region_of_base_url(base_url, catalog)
         region = settings.region or inferred

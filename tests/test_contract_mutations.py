@@ -1,7 +1,7 @@
-"""The contract suite catches drift: run it against each mutant of the fake (contract_tests/mutants.py,
+"""The contract suite catches drift: run it against each mutant of the fake (tests/mutants.py,
 one deliberate defect each) and against the fake serving an older API profile.
 
-Each run is two processes, as a user would have them: the server (`python -m contract_tests.mutants
+Each run is two processes, as a user would have them: the server (`python tests/mutants.py
 NAME --port P`, or `python -m mock_server.cli serve`) and the suite (`pytest contract_tests`, without
 Hypothesis shrinking, with DASHSCOPE_HTTP_BASE_URL pointing at the server). The faithful mutant must
 pass with no drift; every other one must fail with drift, and at least one of its expected checks
@@ -23,9 +23,9 @@ from pathlib import Path
 
 import httpx
 import pytest
+from mutants import MUTANTS
 
 from contract_tests.checks import CHECKS
-from contract_tests.mutants import MUTANTS
 
 REPO = Path(__file__).resolve().parent.parent
 KEY = "sk-demoabj1-0000000000000000"       # demo key of account a in cn-beijing
@@ -48,16 +48,20 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
+MUTANT_SERVER = [sys.executable, str(Path(__file__).with_name("mutants.py"))]
+FAKE_SERVER = [sys.executable, "-m", "mock_server.cli", "serve"]
+
+
 @contextmanager
-def _serving(args: list[str], log_path: Path):
-    """Start `python -m <args> --port P` on a free loopback port; yield its origin once GET
+def _serving(command: list[str], log_path: Path):
+    """Start `<command> --port P` on a free loopback port; yield its origin once GET
     /__admin/clock answers; terminate it (and close its log) however the test ends."""
     port = _free_port()
     origin = f"http://127.0.0.1:{port}"
     log = log_path.open("wb")
     process = None
     try:
-        process = subprocess.Popen([sys.executable, "-m", *args, "--port", str(port)], cwd=REPO,
+        process = subprocess.Popen([*command, "--port", str(port)], cwd=REPO,
                                    stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         waiting = threading.Event()
         for _ in range(400):  # importing and binding the port: at most 20 s
@@ -70,9 +74,9 @@ def _serving(args: list[str], log_path: Path):
                 pass
             waiting.wait(0.05)
         else:
-            pytest.fail(f"{' '.join(args)} did not answer within 20 s")
+            pytest.fail(f"{' '.join(command[1:])} did not answer within 20 s")
         if process.poll() is not None:
-            pytest.fail(f"{' '.join(args)} exited with {process.returncode}: {log_path.read_text(errors='replace')[-2000:]}")
+            pytest.fail(f"{' '.join(command[1:])} exited with {process.returncode}: {log_path.read_text(errors='replace')[-2000:]}")
         yield origin
     finally:
         if process is not None:
@@ -135,7 +139,7 @@ def _cases():
 @pytest.mark.parametrize("name", list(_cases()))
 def test_the_suite_catches_the_mutant(name, tmp_path, record_property):
     mutant = MUTANTS[name]
-    with _serving(["contract_tests.mutants", name], tmp_path / "server.log") as origin:
+    with _serving([*MUTANT_SERVER, name], tmp_path / "server.log") as origin:
         code, report, output = _run_suite(origin, tmp_path / "report", MODELS)
     assert (tmp_path / "server.log").read_text(errors="replace").startswith(f"dashscope-mock mutant {name} ("), "no banner line"
     caught = _caught_by(report)
@@ -155,7 +159,7 @@ def test_an_older_profile_fails_the_current_contract(tmp_path):
     """(b) The fake serving the 2025-12 profile, checked against the current one: the documented
     differences show up as violations, each under the field it concerns."""
     models = "qwen-image-plus,qwen-image-edit-plus,qwen-image-edit-max"
-    with _serving(["mock_server.cli", "serve", "--profile", "2025-12"], tmp_path / "server.log") as origin:
+    with _serving([*FAKE_SERVER, "--profile", "2025-12"], tmp_path / "server.log") as origin:
         code, report, output = _run_suite(origin, tmp_path / "report", models)
     assert report["meta"]["profile"] == "current"
     assert code == pytest.ExitCode.TESTS_FAILED, output
@@ -181,7 +185,7 @@ def test_an_older_profile_fails_the_current_contract(tmp_path):
 def test_keys_never_appear_in_output_reports_or_recordings(tmp_path):
     """A failing run (so that curl commands, answers and Hypothesis draws are printed) with a
     recording: neither of the keys the suite used appears anywhere it wrote."""
-    with _serving(["contract_tests.mutants", "wrong-status"], tmp_path / "server.log") as origin:
+    with _serving([*MUTANT_SERVER, "wrong-status"], tmp_path / "server.log") as origin:
         code, report, output = _run_suite(origin, tmp_path / "report", "qwen-image-plus",
                                           {"DASHSCOPE_CONTRACT_RECORD": str(tmp_path / "recording")})
     assert code == pytest.ExitCode.TESTS_FAILED and report["violations"]

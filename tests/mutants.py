@@ -17,8 +17,10 @@ rewrites one kind of JSON answer on its way out, or a narrow wrapper around one 
 method on that one instance (never a module-wide patch), so the mutant keeps tracking the fake as
 it evolves.
 
-    python -m contract_tests.mutants --list
-    python -m contract_tests.mutants renamed-field --port 8090 [--profile 2025-12] [--fast] [--no-rate-limits]
+    python tests/mutants.py --list
+    python tests/mutants.py renamed-field --port 8090 [--profile 2025-12] [--fast] [--no-rate-limits]
+
+They live with the tests, not in the installed kit: a deliberately broken server is a test tool.
 """
 
 from __future__ import annotations
@@ -342,7 +344,7 @@ def build(name: str, config: Config | None = None) -> ASGIApp:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m contract_tests.mutants",
+    parser = argparse.ArgumentParser(prog="python tests/mutants.py",
                                      description="Serve the fake with one deliberate defect (see the module docstring).")
     parser.add_argument("name", nargs="?", choices=sorted(MUTANTS), help="which mutant")
     parser.add_argument("--list", action="store_true", help="list the mutants and the checks expected to catch them")
