@@ -129,10 +129,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{'DRIFT' if reporter.drift else 'no drift'}: {md_path} and {json_path}")
         return 1 if reporter.drift else 0
     if args.command == "diff":
-        from . import cassette
+        from . import recording_diff
 
-        result = cassette.diff(args.a, args.b, labels=(args.a, args.b))
-        text = cassette.diff_markdown(result)
+        result = recording_diff.diff(args.a, args.b, labels=(args.a, args.b))
+        text = recording_diff.diff_markdown(result)
         print(text)
         if args.out:
             Path(args.out).write_text(text, encoding="utf-8")
