@@ -14,6 +14,7 @@ import dashscope
 import dashscope.client.base_api as sdk_base_api
 import httpx
 import pytest
+import requests
 import uvicorn
 from dashscope_schemas import load_catalog
 
@@ -187,3 +188,23 @@ def virtual_sleep(live, monkeypatch) -> VirtualTime:
 def freeze(live) -> float:
     """Stop the virtual clock where it is, so a task's phase depends only on advance() calls."""
     return live.service.clock.advance(0)
+
+
+class _Wire:
+    """Records what the SDK sends through `requests` (it still goes out unchanged)."""
+
+    def __init__(self):
+        self.calls: list[dict] = []
+
+
+@pytest.fixture
+def wire(monkeypatch) -> _Wire:
+    recorder, original = _Wire(), requests.Session.request
+
+    def request(session, method, url, *args, **kwargs):
+        recorder.calls.append({"method": method.upper(), "path": httpx.URL(url).path, "params": kwargs.get("params"),
+                               "headers": dict(kwargs.get("headers") or {}), "data": kwargs.get("data")})
+        return original(session, method, url, *args, **kwargs)
+
+    monkeypatch.setattr(requests.Session, "request", request)
+    return recorder

@@ -7,8 +7,6 @@ driven by its virtual clock, and the SDK's polling sleep is redirected to advanc
 
 from __future__ import annotations
 
-import base64
-import io
 import re
 
 import dashscope
@@ -19,67 +17,28 @@ from conftest import PATHS, demo_key, freeze
 from dashscope import ImageSynthesis, MultiModalConversation
 from dashscope.common.error import AuthenticationError
 from dashscope_schemas import load_catalog, output_size, parse_size
-from PIL import Image
+from sdk_helpers import (
+    EDIT_PROMPT,
+    KEY_A,
+    KEY_A_SG,
+    KEY_B,
+    LANDSCAPE_URL,
+    PROMPT,
+    documented_timing,
+    edit_messages,
+    png_data_uri,
+    png_size,
+    result_images,
+    submit,
+)
 
 CATALOG = load_catalog()
 TIME_FORMAT = re.compile(r"^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}\.\d{3}$")  # YYYY-MM-DD HH:mm:ss.SSS
 DAY = 24 * 3600
 
-KEY_A = demo_key("a")              # account a, Beijing, key 1
 KEY_A2 = demo_key("a", n=2)        # account a, Beijing, key 2
-KEY_B = demo_key("b")              # account b, Beijing
-KEY_A_SG = demo_key("a", region="ap-southeast-1")
-
-PROMPT = "a red fox in fresh snow, watercolour"
-EDIT_PROMPT = "make the sky a deep sunset orange"
 # The fake never downloads input URLs; it reads the size a CDN-style file name announces.
 PORTRAIT_URL = "https://img.example.com/i/photo-tps-1104-1472.webp"
-LANDSCAPE_URL = "https://img.example.com/i/first-tps-1600-900.jpg"
-
-
-# --- helpers -----------------------------------------------------------------------------------
-
-
-
-
-def documented_timing(live, model: str, pending: float, running: float):
-    """The fake's task timing for `model`, checked to be the documented default this file relies on."""
-    timing = live.service.config.timing_for(model)
-    assert (timing.mode, timing.pending, timing.running) == ("time", pending, running), timing
-    return timing
-
-
-def png_size(url: str) -> tuple[int, int]:
-    """Download a result URL (no API key, like an OSS presigned URL) and return the PNG's size."""
-    response = httpx.get(url, timeout=10)
-    assert response.status_code == 200, (url, response.status_code, response.text[:300])
-    assert response.headers["content-type"] == "image/png"
-    with Image.open(io.BytesIO(response.content)) as image:
-        assert image.format == "PNG"
-        return image.size
-
-
-def submit(model: str = "qwen-image-plus", api_key: str = KEY_A, **kwargs):
-    """ImageSynthesis.async_call that must succeed; returns the task id."""
-    created = ImageSynthesis.async_call(model=model, prompt=PROMPT, api_key=api_key, **kwargs)
-    assert created.status_code == 200, (created.code, created.message)
-    assert created.output.task_status == "PENDING"
-    assert created.output.task_id
-    return created.output.task_id
-
-
-def edit_messages(*images: str, text: str = EDIT_PROMPT) -> list[dict]:
-    return [{"role": "user", "content": [*({"image": ref} for ref in images), {"text": text}]}]
-
-
-def png_data_uri(width: int, height: int) -> str:
-    out = io.BytesIO()
-    Image.new("RGB", (width, height), (30, 120, 200)).save(out, format="PNG")
-    return "data:image/png;base64," + base64.b64encode(out.getvalue()).decode("ascii")
-
-
-def result_images(response) -> list[str]:
-    return [item["image"] for item in response.output.choices[0].message.content]
 
 
 # --- async text-to-image: the task life cycle ---------------------------------------------------
