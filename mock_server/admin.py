@@ -17,7 +17,7 @@ from .service import FakeDashScope
 
 
 def _clock_state(request: Request) -> dict[str, Any]:
-    from .service import format_time
+    from .backend.tasks import format_time
 
     clock = fake(request).clock
     now = clock.now()

@@ -14,7 +14,8 @@ import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
-from .service import SWEEP_BATCH, FakeDashScope
+from .backend.tasks import SWEEP_BATCH
+from .service import FakeDashScope
 
 log = logging.getLogger("dashscope_mock")
 SWEEP_INTERVAL = 1.0

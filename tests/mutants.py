@@ -14,7 +14,7 @@ catch is a gap in the suite, to be fixed there, not by making the mutant louder.
 
 The defects are made without copying any of the fake's code: either an ASGI middleware that
 rewrites one kind of JSON answer on its way out, or a narrow wrapper around one FakeDashScope
-method on that one instance (never a module-wide patch), so the mutant keeps tracking the fake as
+method of its backend on that one instance (never a module-wide patch), so the mutant keeps tracking the fake as
 it evolves.
 
     python tests/mutants.py --list
@@ -224,7 +224,7 @@ def _week_long_tasks(service: FakeDashScope) -> None:
 def _lagging_replica(service: FakeDashScope) -> None:
     """Polls read from a lagging replica: right after a task's status changes, the next poll
     shows the state before the change once more (RUNNING -> PENDING, SUCCEEDED -> RUNNING)."""
-    poll_task = service.poll_task
+    poll_task = service.tasks.poll
     last_seen: dict[str, Any] = {}
     stale: dict[str, Any] = {}
 
@@ -239,13 +239,13 @@ def _lagging_replica(service: FakeDashScope) -> None:
             return task
         return stale.pop(task_id, task)
 
-    service.poll_task = wrapped  # type: ignore[method-assign]
+    service.tasks.poll = wrapped  # type: ignore[method-assign]
 
 
 def _size_not_rounded(service: FakeDashScope) -> None:
     """Explicit sizes are used as given, not rounded to the rule's multiple (1033*1032 stays
     1033*1032 instead of 1040*1024): the fake's copy of the size rule lost its round_to."""
-    check = service.check
+    check = service.generation.check
 
     def wrapped(endpoint, body, headers, region):
         request = check(endpoint, body, headers, region)
@@ -255,13 +255,13 @@ def _size_not_rounded(service: FakeDashScope) -> None:
         unrounded = dataclasses.replace(rule, round_to=None)
         return dataclasses.replace(request, model=dataclasses.replace(request.model, size_rule=unrounded))
 
-    service.check = wrapped  # type: ignore[method-assign]
+    service.generation.check = wrapped  # type: ignore[method-assign]
 
 
 def _region_only_ownership(service: FakeDashScope) -> None:
     """Task ownership compares the region only: another account's task id, with a key of the
     same region, answers the task itself instead of UNKNOWN (and can be cancelled)."""
-    owned = service._owned
+    owned = service.tasks._owned
 
     def wrapped(key, task_id, now):
         task = owned(key, task_id, now)
@@ -271,7 +271,7 @@ def _region_only_ownership(service: FakeDashScope) -> None:
                 task = owned(dataclasses.replace(key, account=other.account), task_id, now)
         return task
 
-    service._owned = wrapped  # type: ignore[method-assign]
+    service.tasks._owned = wrapped  # type: ignore[method-assign]
 
 
 @dataclass(frozen=True)

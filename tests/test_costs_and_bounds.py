@@ -35,9 +35,9 @@ def t2i(prompt: str = "a cat") -> dict:
 def fill(service: FakeDashScope, count: int, model: str = "qwen-image-plus") -> None:
     """`count` tasks of account a in Beijing, straight through the backend (no limits in the way)."""
     key = service.keys.lookup(demo_key())
-    request = service.check("text2image", {"model": model, "input": {"prompt": "p"}}, dict(ASYNC), "cn-beijing")
+    request = service.generation.check("text2image", {"model": model, "input": {"prompt": "p"}}, dict(ASYNC), "cn-beijing")
     for _ in range(count):
-        service.create_task(key, request)
+        service.generation.create_task(key, request)
 
 
 @pytest.fixture

@@ -44,9 +44,9 @@ async def _generate_now(request: Request, endpoint: str) -> Response:
     service = fake(request)
     key = authenticate(request)
     body = await json_body(request)
-    generation = service.check(endpoint, body, dict(request.headers), region_of(request))
+    generation = service.generation.check(endpoint, body, dict(request.headers), region_of(request))
     # Limits first: a throttled request must not use up a one-shot scenario meant for a real one.
-    service.admit(key, generation)
+    service.generation.admit(key, generation)
     scenario = scenario_for(request, endpoint, key, model=generation.model.name, prompt=generation.orig_prompt)
     early = await request_effect(service, scenario)
     if early is not None:
@@ -54,7 +54,7 @@ async def _generate_now(request: Request, endpoint: str) -> Response:
     request_id = new_request_id()
     stream = request.headers.get("x-dashscope-sse", "").lower() == "enable"
     try:
-        result = service.generate_sync(key, generation, resolve_oss=_resolves_oss(request), scenario=scenario)
+        result = service.generation.generate_sync(key, generation, resolve_oss=_resolves_oss(request), scenario=scenario)
     except DashScopeError as error:
         if stream and scenario is not None and scenario.kind in ("task_failed", "output_moderation", "partial_failure"):
             # Failures found while generating arrive inside the stream, as event:error.
@@ -62,7 +62,7 @@ async def _generate_now(request: Request, endpoint: str) -> Response:
         raise
     expires = service.clock.now() + service.config.url_ttl
     base = public_base_url(request)
-    urls = [service.result_url(base, image_id, expires) for image_id in result.image_ids]
+    urls = [service.files.result_url(base, image_id, expires) for image_id in result.image_ids]
     if stream:
         incremental = (body.get("parameters") or {}).get("incremental_output") is True
         events = streaming.result_events(urls, result.width, result.height, request_id, incremental)
@@ -80,13 +80,13 @@ def _image_synthesis(endpoint: str) -> Callable[[Request], Awaitable[Response]]:
         service = fake(request)
         key = authenticate(request)
         body = await json_body(request)
-        generation = service.check(endpoint, body, dict(request.headers), region_of(request))
-        service.admit(key, generation)  # before the scenario, as above
+        generation = service.generation.check(endpoint, body, dict(request.headers), region_of(request))
+        service.generation.admit(key, generation)  # before the scenario, as above
         scenario = scenario_for(request, endpoint, key, model=generation.model.name, prompt=generation.orig_prompt)
         early = await request_effect(service, scenario)
         if early is not None:
             return early
-        task = service.create_task(key, generation, resolve_oss=_resolves_oss(request), scenario=scenario)
+        task = service.generation.create_task(key, generation, resolve_oss=_resolves_oss(request), scenario=scenario)
         # 200, never 201: the SDK treats anything but 200 as a failure.
         return reply({"request_id": new_request_id(), "output": {"task_id": task.task_id, "task_status": task.status}})
 

@@ -14,7 +14,7 @@ async def download(request: Request) -> Response:
     if request.path_params["bucket"] != RESULT_BUCKET:
         got: bytes | tuple[int, str, str] = (404, "NoSuchBucket", "The specified bucket does not exist.")
     else:
-        got = service.result_png(request.path_params["object_path"], dict(request.query_params))
+        got = service.files.result_png(request.path_params["object_path"], dict(request.query_params))
     if isinstance(got, bytes):
         return Response(got, media_type="image/png")
     status, code, message = got

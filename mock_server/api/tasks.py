@@ -10,10 +10,11 @@ from starlette.responses import Response
 
 from .. import parse
 from ..accounts import ApiKey
+from ..backend.tasks import ListFilters, format_time, parse_list_time
 from ..domain.tasks import CANCELED, FAILED, PENDING, RUNNING, SUCCEEDED, UNKNOWN, Task
 from ..errors import invalid_parameter
 from ..openapi import LIST_TIME_PATTERN, MAX_PAGE_NO, MAX_PAGE_SIZE
-from ..service import FakeDashScope, ListFilters, format_time, parse_list_time
+from ..service import FakeDashScope
 from .faults import request_effect
 from .http import (
     authenticate,
@@ -39,7 +40,7 @@ def task_output(service: FakeDashScope, task: Task, base_url: str) -> dict[str, 
         assert task.end_time is not None  # a SUCCEEDED task has ended
         expires = task.end_time + service.config.url_ttl
         output["results"] = [
-            {"url": service.result_url(base_url, o.image_id or "", expires), "orig_prompt": task.orig_prompt,
+            {"url": service.files.result_url(base_url, o.image_id or "", expires), "orig_prompt": task.orig_prompt,
              "actual_prompt": task.actual_prompt} if o.ok else {"code": o.code, "message": o.message}
             for o in task.outcomes
         ]
@@ -58,9 +59,9 @@ async def _task_api_call(request: Request, endpoint: str) -> tuple[FakeDashScope
     """Key, task-API rate limit and scenario, common to the three task endpoints."""
     service = fake(request)
     key = authenticate(request)
-    service.throttle_task_api(key)
+    service.tasks.throttle(key)
     task_id = request.path_params.get("task_id")
-    model = service.task_model(key, task_id) if task_id else None
+    model = service.tasks.model_of(key, task_id) if task_id else None
     return service, key, await request_effect(service, scenario_for(request, endpoint, key, model=model))
 
 
@@ -69,7 +70,7 @@ async def get_task(request: Request) -> Response:
     if early is not None:
         return early
     task_id = request.path_params["task_id"]
-    task = service.poll_task(key, task_id)
+    task = service.tasks.poll(key, task_id)
     if task is None:
         return reply({"request_id": new_request_id(), "output": {"task_id": task_id, "task_status": UNKNOWN}})
     body: dict[str, Any] = {"request_id": new_request_id(), "output": task_output(service, task, public_base_url(request))}
@@ -82,7 +83,7 @@ async def cancel_task(request: Request) -> Response:
     service, key, early = await _task_api_call(request, "task-cancel")
     if early is not None:
         return early
-    service.cancel_task(key, request.path_params["task_id"])
+    service.tasks.cancel(key, request.path_params["task_id"])
     return reply({"request_id": new_request_id()})
 
 
@@ -118,7 +119,7 @@ async def list_tasks(request: Request) -> Response:
     query = request.query_params
     page_no = _page_param(service, query, "page_no", 1, MAX_PAGE_NO)
     page_size = _page_param(service, query, "page_size", 10, MAX_PAGE_SIZE)
-    page, total = service.list_tasks(key, _list_filters(service, query), page_no, page_size)
+    page, total = service.tasks.list(key, _list_filters(service, query), page_no, page_size)
     return reply({
         "request_id": new_request_id(),
         "data": [{

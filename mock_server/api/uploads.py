@@ -30,7 +30,7 @@ async def get_policy(request: Request) -> Response:
     early = await request_effect(service, scenario_for(request, "upload-policy", key, model=model))
     if early is not None:
         return early
-    return reply({"request_id": new_request_id(), "data": service.upload_policy(key, model, public_base_url(request))})
+    return reply({"request_id": new_request_id(), "data": service.files.upload_policy(key, model, public_base_url(request))})
 
 
 def _oss_error(request: Request, status: int, code: str, message: str) -> Response:
@@ -53,7 +53,7 @@ async def receive_upload(request: Request) -> Response:
             data = await upload.read(limit + 1)
             fields = {k: v for k, v in form.items() if isinstance(v, str)}
             content_type = fields.get("x-oss-content-type") or upload.content_type or "application/octet-stream"
-            service.accept_upload(fields, data, content_type)
+            service.files.accept_upload(fields, data, content_type)
     except UploadRejected as rejected:
         return _oss_error(request, rejected.status, rejected.code, rejected.message)
     except (MultiPartException, ValueError, AssertionError) as exc:

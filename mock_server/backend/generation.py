@@ -1,0 +1,163 @@
+"""Generation: checking a request against the catalog, admitting it (rate limits, free tier), and
+making its images, at once (the synchronous endpoint) or as a task (the asynchronous ones)."""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from dashscope_schemas import GenerationRequest, InputImage, output_size
+
+from .. import images
+from ..accounts import ApiKey
+from ..domain import tasks as domain
+from ..domain.tasks import ImageOutcome, Task, Timing
+from ..errors import DashScopeError, invalid_parameter
+from ..scenarios import Scenario
+from ..store import ImageRecord
+from .tasks import REQUEST_SWEEP
+
+if TYPE_CHECKING:
+    from ..service import FakeDashScope
+
+# The error (a key of error-codes.json) each failing scenario effect answers with unless it names one.
+FAILURE_DEFAULTS = {"task_failed": "internal_error", "partial_failure": "internal_timeout",
+                    "output_moderation": "data_inspection_failed"}
+_EXTEND_SUFFIX = ". Rendered with rich detail, balanced composition and natural light."
+
+
+def _actual_prompt(request: GenerationRequest) -> str:
+    """The prompt the model used: truncated to the limit, and 'rewritten' when prompt_extend is on."""
+    return request.prompt.rstrip(". ") + _EXTEND_SUFFIX if request.prompt_extend else request.prompt
+
+
+@dataclass(frozen=True)
+class SyncResult:
+    image_ids: tuple[str, ...]
+    width: int
+    height: int
+
+
+class GenerationBackend:
+    """The generation verbs of one FakeDashScope."""
+
+    def __init__(self, service: FakeDashScope):
+        self.service = service
+
+    def check(self, endpoint: str, body: Any, headers: dict[str, str], region: str) -> GenerationRequest:
+        verdict = self.service.catalog.check_request(endpoint, body, headers, region)
+        if verdict.error:
+            raise DashScopeError.from_violation(verdict.error)
+        assert verdict.request is not None
+        return verdict.request
+
+    def _input_bytes(self, key: ApiKey, image: InputImage, resolve_oss: bool) -> bytes | None:
+        """The bytes behind an input image when the fake has them: a data URI, or an upload."""
+        if image.data is not None:
+            return image.data
+        if not image.ref.startswith("oss://"):
+            return None
+        upload = self.service.store.get_upload(image.ref.removeprefix("oss://")) if resolve_oss else None
+        if upload is None or upload.expires <= self.service.clock.now() or (upload.account, upload.region) != (key.account, key.region):
+            # Without X-DashScope-OssResourceResolve the service tries to download oss:// as a URL.
+            raise DashScopeError.from_catalog(self.service.catalog, "data_inspection_download")
+        return upload.data
+
+    def _last_input_size(self, key: ApiKey, request: GenerationRequest, resolve_oss: bool) -> tuple[int, int] | None:
+        """Dimensions of the last input image: read from its bytes (data URI or upload), or
+        announced by a URL's file name (W-H, WxH); the fake downloads nothing. None: unknown (1:1)."""
+        size = None
+        allowed = {f.replace("jpg", "jpeg") for f in request.model.input_images["formats"]}
+        for index, image in enumerate(request.images):
+            data = self._input_bytes(key, image, resolve_oss)
+            if data is None:
+                size = images.size_from_url(image.ref)
+                continue
+            try:
+                fmt, width, height = images.read_image(data)
+            except images.InvalidImage:
+                raise invalid_parameter(self.service.catalog, f"input image {index + 1}", "not a readable image") from None
+            if fmt.replace("mpo", "jpeg") not in allowed:
+                raise invalid_parameter(self.service.catalog, f"input image {index + 1}",
+                                        f"{fmt} images are not accepted; use {', '.join(request.model.input_images['formats'])}")
+            size = (width, height)
+        return size
+
+    def _outcomes(self, image_ids: list[str], scenario: Scenario | None) -> tuple[tuple[ImageOutcome, ...], tuple[str, str] | None]:
+        """Each requested image's fate, and the failure of the whole task if a scenario says so."""
+        outcomes = [ImageOutcome(i) for i in image_ids]
+        effect = scenario.effect if scenario else {}
+        kind = effect.get("type")
+        if kind == "partial_failure":
+            code, message = self._error_of(effect, FAILURE_DEFAULTS[kind])
+            for index in range(max(0, len(outcomes) - effect.get("failed", 1)), len(outcomes)):
+                outcomes[index] = ImageOutcome(None, code, message)
+        failure = self._error_of(effect, FAILURE_DEFAULTS[kind]) if kind in ("task_failed", "output_moderation") else None
+        return tuple(outcomes), failure
+
+    def _error_of(self, effect: dict[str, Any], default: str) -> tuple[str, str]:
+        wire = self.service.catalog.error(effect.get("error", default))
+        return effect.get("code", wire["code"]), effect.get("message", wire["message"])
+
+    def _plan(self, key: ApiKey, request: GenerationRequest, now: float, resolve_oss: bool) -> tuple[int, int, int, list[str]]:
+        width, height = output_size(request.model.size_rule, request.size, self._last_input_size(key, request, resolve_oss))
+        seed = request.seed if request.seed is not None else secrets.randbelow(2**31)
+        actual = _actual_prompt(request)
+        # Result images live until the last moment a URL to them can still be valid.
+        lifetime = self.service.config.task_ttl + self.service.config.url_ttl
+        image_ids = []
+        for index in range(request.n):
+            image_id = self.service.new_id()
+            self.service.store.put_image(ImageRecord(image_id, actual, seed, index, width, height, now + lifetime))
+            image_ids.append(image_id)
+        return width, height, seed, image_ids
+
+    def admit(self, key: ApiKey, request: GenerationRequest) -> None:
+        """Rate limits and the free-tier-only mode, before anything is generated."""
+        now, model = self.service.clock.now(), request.model
+        limits, limiter = model.rate_limit, self.service.limiter
+        if self.service.config.rate_limits.get("enabled", True):
+            if limits["requests"] and not limiter.allow((key.account, key.region, model.name), limits["requests"], limits["per"], now):
+                raise DashScopeError.from_catalog(self.service.catalog, "rate_quota")
+            if self.service.catalog.endpoints[request.endpoint].is_async and limits["concurrent_tasks"]:
+                active = self.service.tasks.active_count(key, model.name, now)
+                if not self.service.limiter.concurrency_allows(active, limits["concurrent_tasks"]):
+                    raise DashScopeError.from_catalog(self.service.catalog, "rate_quota")
+        if self.service.ledger.refuses(key.account, key.region, model.name, model.free_quota_images.get(key.region)):
+            raise DashScopeError.from_catalog(self.service.catalog, "free_tier_only")
+
+    def generate_sync(self, key: ApiKey, request: GenerationRequest, *, resolve_oss: bool = False,
+                      scenario: Scenario | None = None) -> SyncResult:
+        width, height, _, image_ids = self._plan(key, request, self.service.clock.now(), resolve_oss)
+        outcomes, failure = self._outcomes(image_ids, scenario)
+        if failure is not None or not any(o.ok for o in outcomes):
+            effect = scenario.effect if scenario else {}
+            raise self.service.error_for(effect, FAILURE_DEFAULTS.get(str(effect.get("type")), "internal_error"), 500)
+        made = tuple(o.image_id for o in outcomes if o.ok and o.image_id)
+        self.service.charge(key, request.model, len(made))
+        return SyncResult(made, width, height)
+
+    def create_task(self, key: ApiKey, request: GenerationRequest, *, resolve_oss: bool = False,
+                    scenario: Scenario | None = None) -> Task:
+        now = self.service.clock.now()
+        self.service.store.expire(now, REQUEST_SWEEP)
+        width, height, seed, image_ids = self._plan(key, request, now, resolve_oss)
+        outcomes, failure = self._outcomes(image_ids, scenario)
+        timing = self.service.config.timing_for(request.model.name)
+        effect = scenario.effect if scenario else {}
+        if effect.get("type") == "latency":
+            timing = Timing(timing.mode, timing.pending + effect.get("pending_seconds", 0),
+                            timing.running + effect.get("running_seconds", 0))
+        # The task keeps what the service keeps of the prompt: the text truncated at the model's
+        # limit, not a 45 MiB body's worth for 24 hours.
+        task = domain.create(Task(
+            task_id=self.service.new_id(), account=key.account, region=key.region, api_key_id=key.key_id,
+            model=request.model.name, endpoint=request.endpoint, orig_prompt=request.prompt,
+            actual_prompt=_actual_prompt(request), seed=seed, width=width, height=height, timing=timing,
+            outcomes=outcomes, failure=failure,
+        ), now)
+        self.service.store.create(task)
+        # Booked when accepted (the outcome is fixed then); a cancel gives it back.
+        self.service.charge(key, request.model, task.succeeded_if_finished)
+        return task
