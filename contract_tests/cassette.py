@@ -4,7 +4,7 @@ any API profile without the server (recording_diff.py compares two recordings by
 A cassette is the file the suite's Recorder writes (`<record dir>/cassette.jsonl`): one JSON
 exchange per line, keys already masked. Nothing here talks to the network; checks that need it
 (downloading result images) are skipped. Everything written or returned for people is passed
-through `mask_keys` once more, so a key that slipped past the recorder still never leaves.
+through the key masker (exchange.mask) once more, so a key that slipped past the recorder still never leaves.
 
     exchanges = load("fixtures/recordings/fake-current")
     reporter = recheck(exchanges, "2025-12")          # Reporter: .findings, .checks, .write(dir, meta)
@@ -13,7 +13,6 @@ through `mask_keys` once more, so a key that slipped past the recorder still nev
 from __future__ import annotations
 
 import dataclasses
-import io
 import json
 import re
 from collections.abc import Iterable
@@ -23,10 +22,10 @@ from urllib.parse import urlsplit
 
 import dashscope_schemas as ds
 
-from .checks import ALWAYS, CHECKS, CheckFailed, Context, Expect
-from .exchange import MASK, Exchange
+from .checks import ALWAYS, Context, Expect, run_checks
+from .exchange import Exchange, mask
 from .report import Reporter
-from .requests import oracle
+from .requests import image_size, oracle
 from .settings import region_of_base_url
 
 CASSETTE = "cassette.jsonl"
@@ -37,19 +36,8 @@ OFFLINE_CHECKS = ALWAYS + ("valid_request_accepted", "invalid_request_rejected",
 # Checks that need the network (they download result images): never run offline.
 NETWORK_CHECKS = ("images_download_as_png",)
 
-# A DashScope key (sk-<hex>), a demo key of the fake (sk-demoabj1-000...) or any other sk-... token;
-# not the "sk-" inside words such as task-query, and not the mask itself.
-_KEY = re.compile(r"(?<![A-Za-z0-9_])sk-[A-Za-z0-9][A-Za-z0-9_-]{7,}")
 _TASK_PATH = re.compile(r"/tasks/([^/?#]+)(?:/cancel)?/?$")
 _TERMINAL_UNKNOWN = "UNKNOWN"  # what expired tasks and other accounts' tasks show: not a step of a task's life
-
-
-def mask_keys(text: str) -> str:
-    """Anything that looks like an API key, replaced by the mask (sk-***)."""
-    return _KEY.sub(MASK, text)
-
-
-# --- loading -------------------------------------------------------------------------------------
 
 
 def cassette_path(path: str | Path) -> Path:
@@ -149,18 +137,6 @@ def region_of(exchange: Exchange, catalog: ds.Catalog) -> str:
     return region or DEFAULT_REGION
 
 
-def _image_dims(data: bytes | None) -> tuple[int, int] | None:
-    if not data:
-        return None
-    try:
-        from PIL import Image
-
-        with Image.open(io.BytesIO(data)) as image:
-            return image.size
-    except Exception:  # noqa: BLE001 - an undecodable image just means "dimensions unknown"
-        return None
-
-
 def expectation(catalog: ds.Catalog, exchange: Exchange, region: str | None = None) -> Expect | None:
     """What the profile says the answer to a recorded generation request must be (None: no judgement).
 
@@ -177,7 +153,7 @@ def expectation(catalog: ds.Catalog, exchange: Exchange, region: str | None = No
         if expect.accepted and expect.size is not None:
             request = catalog.check_request(exchange.endpoint, exchange.request_body, headers, region).request
             if request is not None and request.images:
-                dims = _image_dims(request.images[-1].data)
+                dims = image_size(request.images[-1].data)
                 expect.size = ds.output_size(request.model.size_rule, request.size, dims) if dims else None
     except Exception:  # noqa: BLE001 - a body the rules cannot even read: judged by the ALWAYS checks only
         return None
@@ -202,7 +178,7 @@ def recheck(exchanges: str | Path | Iterable[Exchange], profile: str = ds.DEFAUL
     """
     exchanges = exchanges_of(exchanges)
     catalog = ds.load_catalog(profile)
-    reporter = Reporter(mask=mask_keys)
+    reporter = Reporter(mask=mask)
     reporter.exchanges = len(exchanges)
     task_expect: dict[str, Expect | None] = {}
     task_status: dict[str, str] = {}
@@ -234,19 +210,8 @@ def recheck(exchanges: str | Path | Iterable[Exchange], profile: str = ds.DEFAUL
                 if previous is not None:
                     names.append("status_moves_forward")
                     facts["statuses"] = [previous, status]
-        _run(reporter, Context(catalog, None, facts), exchange, expect, names, f"recording exchange #{number}")
+        run_checks(reporter, Context(catalog, None, facts), exchange, expect, names, f"recording exchange #{number}")
     return reporter
-
-
-def _run(reporter: Reporter, ctx: Context, exchange: Exchange, expect: Expect | None, names: list[str], test: str) -> None:
-    for name in names:
-        try:
-            CHECKS[name](ctx, exchange, expect)
-        except CheckFailed as failed:
-            reporter.failed(name, exchange, failed.message, field=failed.field, expected=failed.expected,
-                            actual=failed.actual, test=test)
-        else:
-            reporter.passed(name)
 
 
 def recheck_meta(exchanges: list[Exchange], profile: str, source: str | Path | None = None) -> dict[str, Any]:

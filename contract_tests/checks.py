@@ -5,7 +5,7 @@ expected, and raises CheckFailed saying what it expected and what it got."""
 from __future__ import annotations
 
 import io
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -45,6 +45,23 @@ class Context:
 
 CheckFn = Callable[[Context, Exchange, Expect | None], None]
 CHECKS: dict[str, CheckFn] = {}
+
+
+def run_checks(reporter: Any, ctx: Context, exchange: Exchange, expect: Expect | None, names: Iterable[str],
+               test: str) -> list[tuple[str, CheckFailed]]:
+    """The one check runner: each named check on an exchange, every result reported (passed, or
+    failed with what was expected and what came); the failures, in order."""
+    failures = []
+    for name in names:
+        try:
+            CHECKS[name](ctx, exchange, expect)
+        except CheckFailed as failed:
+            reporter.failed(name, exchange, failed.message, field=failed.field, expected=failed.expected,
+                            actual=failed.actual, test=test)
+            failures.append((name, failed))
+        else:
+            reporter.passed(name)
+    return failures
 
 
 def check(name: str) -> Callable[[CheckFn], CheckFn]:

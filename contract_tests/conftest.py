@@ -12,7 +12,7 @@ import os
 import dashscope_schemas as ds
 import pytest
 
-from .checks import ALWAYS, CHECKS, CheckFailed, Context
+from .checks import ALWAYS, Context, run_checks
 from .client import ContractClient
 from .report import Reporter
 from .settings import Settings
@@ -29,16 +29,7 @@ class Contract:
 
     def verify(self, exchange, *names: str, expect=None, always: bool = True, **facts) -> None:
         ctx = Context(self.catalog, self.client, facts)
-        failures = []
-        for name in (ALWAYS if always else ()) + names:
-            try:
-                CHECKS[name](ctx, exchange, expect)
-            except CheckFailed as failed:
-                self.reporter.failed(name, exchange, failed.message, field=failed.field, expected=failed.expected,
-                                     actual=failed.actual, test=self.test_id)
-                failures.append((name, failed))
-            else:
-                self.reporter.passed(name)
+        failures = run_checks(self.reporter, ctx, exchange, expect, (ALWAYS if always else ()) + names, self.test_id)
         if failures:
             lines = [f"[{name}] {f.field or ''}: {f.message} (expected {f.expected!r}, got {f.actual!r})" for name, f in failures]
             body = json.dumps(exchange.response_body, ensure_ascii=False, default=str)[:600] if exchange else ""

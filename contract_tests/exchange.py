@@ -3,19 +3,25 @@
 from __future__ import annotations
 
 import json
+import re
 import shlex
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 MASK = "sk-***"
 SECRET_HEADERS = ("authorization",)
+# A DashScope key (sk-<hex>), a demo key of the fake (sk-demoabj1-000...) or any other sk-... token;
+# not the "sk-" inside words such as task-query, and not the mask itself.
+_KEY = re.compile(r"(?<![A-Za-z0-9_])sk-[A-Za-z0-9][A-Za-z0-9_-]{7,}")
 
 
-def mask(text: str, secrets: list[str]) -> str:
+def mask(text: str, secrets: Iterable[str] = ()) -> str:
+    """The one key masker: the secrets this run knows, then anything else that looks like a key."""
     for secret in secrets:
         if secret:
             text = text.replace(secret, MASK)
-    return text
+    return _KEY.sub(MASK, text)
 
 
 @dataclass

@@ -16,8 +16,8 @@ from typing import Any
 
 import dashscope_schemas as ds
 
-from .cassette import exchanges_of, has_key, header_of, mask_keys, model_of, task_id_created, task_id_in_url, throttled
-from .exchange import Exchange
+from .cassette import exchanges_of, has_key, header_of, model_of, task_id_created, task_id_in_url, throttled
+from .exchange import Exchange, mask
 
 
 def shape_of(value: Any) -> Any:
@@ -218,7 +218,7 @@ def diff(a: str | Path | Iterable[Exchange], b: str | Path | Iterable[Exchange],
     }
     result["differences"] = sum(len(result[k]) for k in DIFF_LISTS)
     result["same"] = result["differences"] == 0
-    return json.loads(mask_keys(json.dumps(result, ensure_ascii=False)))
+    return json.loads(mask(json.dumps(result, ensure_ascii=False)))
 
 
 DIFF_LISTS = ("groups_only_in_a", "groups_only_in_b", "groups_changed", "answers_only_in_a", "answers_only_in_b",
@@ -240,7 +240,7 @@ def diff_markdown(result: dict[str, Any]) -> str:
              f"- throttled 429s {'left out' if result['ignore_throttled'] else 'compared'}",
              "- result: " + ("**no differences**" if result["same"] else f"**{result['differences']} difference(s)**"), ""]
     if result["same"]:
-        return mask_keys("\n".join(lines))
+        return mask("\n".join(lines))
 
     def table(title: str, rows: list[dict[str, Any]]) -> None:
         if not rows:
@@ -274,7 +274,7 @@ def diff_markdown(result: dict[str, Any]) -> str:
                 for shape in g[f"shapes_only_in_{side}"]:
                     lines.append(f"- shape only in {label}: `{_shape_text(shape)}`")
             lines.append("")
-    return mask_keys("\n".join(lines))
+    return mask("\n".join(lines))
 
 
 def write_diff(result: dict[str, Any], directory: str | Path) -> tuple[Path, Path]:
@@ -282,6 +282,6 @@ def write_diff(result: dict[str, Any], directory: str | Path) -> tuple[Path, Pat
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     json_path, md_path = directory / "diff.json", directory / "diff.md"
-    json_path.write_text(mask_keys(json.dumps(result, indent=2, ensure_ascii=False)) + "\n", encoding="utf-8")
+    json_path.write_text(mask(json.dumps(result, indent=2, ensure_ascii=False)) + "\n", encoding="utf-8")
     md_path.write_text(diff_markdown(result), encoding="utf-8")
     return json_path, md_path

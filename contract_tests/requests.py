@@ -39,14 +39,15 @@ def headers_for(catalog: ds.Catalog, endpoint: str) -> dict[str, str]:
     return dict(ASYNC) if catalog.endpoints[endpoint].async_header == "required" else {}
 
 
-def image_dims(ref: str) -> tuple[int, int] | None:
-    """Width and height of a data-URI image, read from its bytes; None for URLs."""
-    if not ref.startswith("data:"):
+def image_size(data: bytes | None) -> tuple[int, int] | None:
+    """The one image-size reader of the suite: width and height of encoded image bytes (a data
+    URI's, as the rules decoded it); None when there are none (a URL) or they are unreadable."""
+    if not data:
         return None
     from PIL import Image
 
     try:
-        with Image.open(io.BytesIO(base64.b64decode(ref.split(",", 1)[1]))) as image:
+        with Image.open(io.BytesIO(data)) as image:
             return image.size
     except Exception:  # noqa: BLE001 - an unreadable input has no known size
         return None
@@ -59,7 +60,7 @@ def oracle(catalog: ds.Catalog, endpoint: str, body: Any, headers: dict[str, str
         return Expect(False, v.status, v.code, v.rule, v.path, v.reason)
     request = verdict.request
     assert request is not None  # a request without violations is always normalised
-    last = image_dims(request.images[-1].ref) if request.images else None
+    last = image_size(request.images[-1].data) if request.images else None
     size = ds.output_size(request.model.size_rule, request.size, last)
     # Without a known input image (none given) the default of an aspect-following rule is 1:1.
     return Expect(True, 200, size=size, images=request.n)

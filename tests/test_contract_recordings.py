@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from contract_tests.cassette import load, mask_keys, recheck, write_recheck
+from contract_tests.cassette import load, recheck, write_recheck
 from contract_tests.exchange import Exchange
+from contract_tests.exchange import mask as mask_keys
 from contract_tests.recording_diff import diff, diff_markdown, fields_of, normalize, write_diff
 
 RECORDINGS = Path(__file__).resolve().parent.parent / "fixtures" / "recordings"

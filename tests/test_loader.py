@@ -97,3 +97,8 @@ def test_installed_wheel_finds_its_data_from_any_directory(tmp_path):
         assert set(profile["schemas"]) >= MESSAGES
         assert all(size > 0 for size in profile["schemas"].values())
         assert "qwen-image-plus" in profile["models"] and "wan2.5-i2i-preview" in profile["models"]
+    # What the wheel ships: typed packages, every backend module, and no deliberately broken server.
+    shipped = {p.relative_to(target).as_posix() for p in target.rglob("*") if p.is_file()}
+    assert {"mock_server/py.typed", "dashscope_schemas/py.typed", "contract_tests/py.typed"} <= shipped
+    assert {"mock_server/backend/generation.py", "mock_server/backend/tasks.py", "mock_server/backend/files.py"} <= shipped
+    assert not [p for p in shipped if "mutant" in p]
