@@ -3,7 +3,8 @@
 A scenario is data: a match (endpoint, model, region, API key, a substring of the prompt: all
 optional, all must hold), an effect, and optionally how many matching requests it applies to.
 The first live scenario whose match holds wins; a request may also name one by id or name in
-the X-DashScope-Mock-Scenario header. Effects are described in EFFECTS below and in the README.
+the X-DashScope-Mock-Scenario header. Effects, and the schema a scenario must follow, are in
+effects.py (and the README).
 """
 
 from __future__ import annotations
@@ -14,31 +15,12 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from dashscope_schemas import Catalog
+from jsonschema.exceptions import best_match
+
+from . import effects
 
 SCENARIO_HEADER = "x-dashscope-mock-scenario"
-# Where an effect can apply: the generation endpoints, or every endpoint of the API (the
-# catalog's endpoints below a region's base URL).
-GENERATION, ANY = "generation", "any"
 MATCH_KEYS = ("endpoint", "model", "region", "api_key", "prompt_contains")
-
-# effect type -> (its parameters and their types, where it can apply)
-EFFECTS: dict[str, tuple[dict[str, type | tuple[type, ...]], str]] = {
-    "task_failed":       ({"error": str, "code": str, "message": str}, GENERATION),
-    "partial_failure":   ({"failed": int, "error": str, "code": str, "message": str}, GENERATION),
-    "output_moderation": ({}, GENERATION),
-    "reject":            ({"error": str, "status": int, "code": str, "message": str}, ANY),
-    "latency":           ({"pending_seconds": (int, float), "running_seconds": (int, float),
-                           "response_seconds": (int, float)}, ANY),
-    "drop_connection":   ({}, ANY),
-    "malformed_body":    ({"status": int}, ANY),
-    "unavailable":       ({"status": int}, ANY),
-}
-
-
-def scenario_endpoints(catalog: Catalog, where: str = ANY) -> tuple[str, ...]:
-    """The endpoint names a scenario can match: every endpoint of the API, or the generation ones."""
-    return tuple(name for name, e in catalog.endpoints.items() if e.under_api and (where == ANY or e.generates))
-MAX_RESPONSE_DELAY = 60.0
 
 
 class ScenarioError(ValueError):
@@ -83,57 +65,21 @@ class Scenario:
 
 
 def parse(data: Any, catalog: Catalog, scenario_id: str) -> Scenario:
-    """A Scenario from its JSON form, or ScenarioError saying what is wrong."""
-    if not isinstance(data, dict):
-        raise ScenarioError("a scenario is an object with match, effect and optionally times and name")
-    unknown = set(data) - {"match", "effect", "times", "name", "id"}
-    if unknown:
-        raise ScenarioError(f"unknown scenario keys: {', '.join(sorted(unknown))}")
-    match = data.get("match") or {}
-    if not isinstance(match, dict) or set(match) - set(MATCH_KEYS) or not all(isinstance(v, str) for v in match.values()):
-        raise ScenarioError(f"match is an object of strings with keys among {', '.join(MATCH_KEYS)}")
-    endpoints = scenario_endpoints(catalog)
-    if "endpoint" in match and match["endpoint"] not in endpoints:
-        raise ScenarioError(f"match.endpoint must be one of {', '.join(endpoints)}")
-    if "region" in match and match["region"] not in catalog.regions:
-        raise ScenarioError(f"match.region must be one of {', '.join(catalog.regions)}")
-    effect = data.get("effect")
-    if not isinstance(effect, dict) or not isinstance(effect.get("type"), str) or effect["type"] not in EFFECTS:
-        raise ScenarioError(f"effect.type must be one of {', '.join(EFFECTS)}")
-    params, where = EFFECTS[effect["type"]]
-    applies_to = scenario_endpoints(catalog, where)
-    for key, value in effect.items():
-        if key == "type":
-            continue
-        if key not in params:
-            raise ScenarioError(f"effect {effect['type']} takes {', '.join(params) or 'no parameters'}, not {key}")
-        if isinstance(value, bool) or not isinstance(value, params[key]):
-            raise ScenarioError(f"effect.{key} has the wrong type")
-        if isinstance(value, (int, float)) and (not math.isfinite(value) or value < 0):
-            raise ScenarioError(f"effect.{key} must be a finite number >= 0")
-    if "error" in effect and effect["error"] not in catalog.errors:
-        raise ScenarioError(f"effect.error must be one of {', '.join(catalog.errors)}")
-    if effect["type"] == "reject" and "error" not in effect and not {"status", "code", "message"} <= set(effect):
-        raise ScenarioError("reject takes an error (a key of error-codes.json) or status, code and message")
-    if "status" in effect and not 100 <= effect["status"] <= 599:
-        raise ScenarioError("effect.status must be an HTTP status")
-    if effect["type"] == "unavailable" and effect.get("status", 503) not in (502, 503, 504):
-        raise ScenarioError("unavailable is 502, 503 or 504")
-    if effect.get("response_seconds", 0) > MAX_RESPONSE_DELAY:
-        raise ScenarioError(f"response_seconds is at most {MAX_RESPONSE_DELAY:g}")
-    if effect["type"] == "partial_failure" and effect.get("failed", 1) < 1:
-        raise ScenarioError("partial_failure fails at least one image")
-    endpoint = match.get("endpoint")
-    if endpoint is not None and endpoint not in applies_to:
-        raise ScenarioError(f"effect {effect['type']} applies to {', '.join(applies_to)}, not {endpoint}")
-    times = data.get("times")
-    if times is not None and (isinstance(times, bool) or not isinstance(times, int) or times < 1):
-        raise ScenarioError("times is a whole number >= 1")
-    name = data.get("name")
-    if name is not None and not isinstance(name, str):
-        raise ScenarioError("name is a string")
-    return Scenario(id=scenario_id, match=dict(match), effect=dict(effect), name=name, remaining=times,
-                    applies_to=frozenset(applies_to))
+    """A Scenario from its JSON form, checked against the scenario schema of effects.py; or
+    ScenarioError saying what is wrong (the field, then why)."""
+    found = sorted(effects.scenario_validator(catalog.profile).iter_errors(data), key=lambda e: len(e.absolute_path))
+    if found:
+        first = best_match(found)
+        where = ".".join(str(part) for part in first.absolute_path)
+        kind = effects.EFFECTS.get(data["effect"]["type"]) if first.validator == "anyOf" and where == "effect" else None
+        raise ScenarioError(f"{where + ': ' if where else ''}{kind.hint if kind and kind.hint else first.message[:200]}")
+    effect = data["effect"]
+    for key, value in effect.items():  # JSON from a config file may hold NaN or Infinity; bodies cannot
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ScenarioError(f"effect.{key}: must be a finite number")
+    applies_to = effects.endpoints_for(catalog, effects.EFFECTS[effect["type"]].applies)
+    return Scenario(id=scenario_id, match=dict(data.get("match") or {}), effect=dict(effect), name=data.get("name"),
+                    remaining=data.get("times"), applies_to=frozenset(applies_to))
 
 
 @dataclass

@@ -65,25 +65,6 @@ class FakeDashScope:
             raise DashScopeError.from_catalog(self.catalog, "invalid_api_key")
         return found
 
-    # --- generation ---------------------------------------------------------------------------
-
-
-
-
-
-
-    def error_for(self, effect: dict[str, Any], default: str, status: int) -> DashScopeError:
-        """The error a scenario effect answers with: an error-codes.json key, or status/code/message."""
-        if "error" in effect or "code" not in effect:
-            wire = self.catalog.error(effect.get("error", default))
-            return DashScopeError(effect.get("status", wire["status"]), wire["code"], effect.get("message", wire["message"]))
-        return DashScopeError(effect.get("status", status), effect["code"], effect.get("message", effect["code"]))
-
-
-
-
-
-
     def sweep(self, limit: int = SWEEP_BATCH) -> int:
         """Some housekeeping on the clock: records past their time, then status changes due; at
         most about `limit` records each call, so a caller can yield between calls. 0: all done."""

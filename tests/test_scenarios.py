@@ -230,7 +230,7 @@ def test_serve_loads_a_scenario_file(tmp_path, capsys):
 
 
 def test_parse_is_strict_about_types():
-    with pytest.raises(ScenarioError, match="wrong type"):
+    with pytest.raises(ScenarioError, match="effect.failed: .* is not of type"):
         parse({"effect": {"type": "partial_failure", "failed": "2"}}, CATALOG, "x")
     scenario = parse({"match": {"prompt_contains": "cat"}, "effect": {"type": "output_moderation"}}, CATALOG, "x")
     assert scenario.matches({"endpoint": "text2image", "prompt": "a cat"})

@@ -11,11 +11,9 @@ import asyncio
 from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from ..errors import DashScopeError
+from .. import effects
 from ..scenarios import Scenario
 from ..service import FakeDashScope
-
-MALFORMED_BODY = b"<html><head><title>502 Bad Gateway</title></head><body>upstream answered garbage{"
 
 
 class DropConnection(BaseException):
@@ -27,21 +25,18 @@ class DropConnection(BaseException):
 
 
 async def request_effect(service: FakeDashScope, scenario: Scenario | None) -> Response | None:
-    """Apply a scenario's request-level effect: raise, answer instead, or return None to go on."""
-    if scenario is None:
+    """Carry out a scenario's request-level effect (effects.interruption says what it is): wait,
+    then raise, answer instead, or return None to go on."""
+    interruption = effects.interruption(service.catalog, scenario.effect) if scenario else None
+    if interruption is None:
         return None
-    effect = scenario.effect
-    if effect.get("response_seconds"):
-        await asyncio.sleep(effect["response_seconds"])  # a slow answer is wall-clock time by nature
-    kind = effect["type"]
-    if kind == "reject":
-        raise service.error_for(effect, "internal_error", 500)
-    if kind == "unavailable":
-        wire = service.catalog.error("service_unavailable")
-        raise DashScopeError(effect.get("status", 503), wire["code"], wire["message"])
-    if kind == "malformed_body":
-        return Response(MALFORMED_BODY, status_code=effect.get("status", 200), media_type="text/html")
-    if kind == "drop_connection":
+    if interruption.delay:
+        await asyncio.sleep(interruption.delay)  # a slow answer is wall-clock time by nature
+    if interruption.error is not None:
+        raise interruption.error
+    if interruption.garbage_status is not None:
+        return Response(effects.MALFORMED_BODY, status_code=interruption.garbage_status, media_type="text/html")
+    if interruption.drop:
         raise DropConnection()
     return None
 

@@ -8,6 +8,7 @@ from dashscope_schemas import Endpoint
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
+from .. import effects
 from ..errors import DashScopeError
 from . import streaming
 from .faults import request_effect
@@ -56,7 +57,7 @@ async def _generate_now(request: Request, endpoint: str) -> Response:
     try:
         result = service.generation.generate_sync(key, generation, resolve_oss=_resolves_oss(request), scenario=scenario)
     except DashScopeError as error:
-        if stream and scenario is not None and scenario.kind in ("task_failed", "output_moderation", "partial_failure"):
+        if stream and scenario is not None and effects.fails_in_stream(scenario.effect):
             # Failures found while generating arrive inside the stream, as event:error.
             return StreamingResponse(streaming.error_events(error, request_id), media_type=streaming.SSE_MEDIA_TYPE)
         raise

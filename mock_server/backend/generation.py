@@ -9,10 +9,10 @@ from typing import TYPE_CHECKING, Any
 
 from dashscope_schemas import GenerationRequest, InputImage, output_size
 
-from .. import images
+from .. import effects, images
 from ..accounts import ApiKey
 from ..domain import tasks as domain
-from ..domain.tasks import ImageOutcome, Task, Timing
+from ..domain.tasks import Task
 from ..errors import DashScopeError, invalid_parameter
 from ..scenarios import Scenario
 from ..store import ImageRecord
@@ -21,9 +21,6 @@ from .tasks import REQUEST_SWEEP
 if TYPE_CHECKING:
     from ..service import FakeDashScope
 
-# The error (a key of error-codes.json) each failing scenario effect answers with unless it names one.
-FAILURE_DEFAULTS = {"task_failed": "internal_error", "partial_failure": "internal_timeout",
-                    "output_moderation": "data_inspection_failed"}
 _EXTEND_SUFFIX = ". Rendered with rich detail, balanced composition and natural light."
 
 
@@ -84,22 +81,6 @@ class GenerationBackend:
             size = (width, height)
         return size
 
-    def _outcomes(self, image_ids: list[str], scenario: Scenario | None) -> tuple[tuple[ImageOutcome, ...], tuple[str, str] | None]:
-        """Each requested image's fate, and the failure of the whole task if a scenario says so."""
-        outcomes = [ImageOutcome(i) for i in image_ids]
-        effect = scenario.effect if scenario else {}
-        kind = effect.get("type")
-        if kind == "partial_failure":
-            code, message = self._error_of(effect, FAILURE_DEFAULTS[kind])
-            for index in range(max(0, len(outcomes) - effect.get("failed", 1)), len(outcomes)):
-                outcomes[index] = ImageOutcome(None, code, message)
-        failure = self._error_of(effect, FAILURE_DEFAULTS[kind]) if kind in ("task_failed", "output_moderation") else None
-        return tuple(outcomes), failure
-
-    def _error_of(self, effect: dict[str, Any], default: str) -> tuple[str, str]:
-        wire = self.service.catalog.error(effect.get("error", default))
-        return effect.get("code", wire["code"]), effect.get("message", wire["message"])
-
     def _plan(self, key: ApiKey, request: GenerationRequest, now: float, resolve_oss: bool) -> tuple[int, int, int, list[str]]:
         width, height = output_size(request.model.size_rule, request.size, self._last_input_size(key, request, resolve_oss))
         seed = request.seed if request.seed is not None else secrets.randbelow(2**31)
@@ -130,10 +111,10 @@ class GenerationBackend:
     def generate_sync(self, key: ApiKey, request: GenerationRequest, *, resolve_oss: bool = False,
                       scenario: Scenario | None = None) -> SyncResult:
         width, height, _, image_ids = self._plan(key, request, self.service.clock.now(), resolve_oss)
-        outcomes, failure = self._outcomes(image_ids, scenario)
+        effect = scenario.effect if scenario else {}
+        outcomes, failure = effects.outcomes(self.service.catalog, effect, image_ids)
         if failure is not None or not any(o.ok for o in outcomes):
-            effect = scenario.effect if scenario else {}
-            raise self.service.error_for(effect, FAILURE_DEFAULTS.get(str(effect.get("type")), "internal_error"), 500)
+            raise effects.failure_error(self.service.catalog, effect)
         made = tuple(o.image_id for o in outcomes if o.ok and o.image_id)
         self.service.charge(key, request.model, len(made))
         return SyncResult(made, width, height)
@@ -143,12 +124,9 @@ class GenerationBackend:
         now = self.service.clock.now()
         self.service.store.expire(now, REQUEST_SWEEP)
         width, height, seed, image_ids = self._plan(key, request, now, resolve_oss)
-        outcomes, failure = self._outcomes(image_ids, scenario)
-        timing = self.service.config.timing_for(request.model.name)
         effect = scenario.effect if scenario else {}
-        if effect.get("type") == "latency":
-            timing = Timing(timing.mode, timing.pending + effect.get("pending_seconds", 0),
-                            timing.running + effect.get("running_seconds", 0))
+        outcomes, failure = effects.outcomes(self.service.catalog, effect, image_ids)
+        timing = effects.timing(effect, self.service.config.timing_for(request.model.name))
         # The task keeps what the service keeps of the prompt: the text truncated at the model's
         # limit, not a 45 MiB body's worth for 24 hours.
         task = domain.create(Task(
