@@ -40,6 +40,11 @@ class Interruption:
     garbage_status: int | None = None    # answer with a body that is not JSON, with this status
     drop: bool = False                   # close the connection with no answer at all
 
+    @property
+    def stops(self) -> bool:
+        """Instead of the answer (nothing is made), not merely before it."""
+        return self.error is not None or self.garbage_status is not None or self.drop
+
 
 @dataclass(frozen=True)
 class EffectKind:

@@ -2,8 +2,8 @@
 usage, scenarios), who is calling, and control (sweep, reset). The verbs themselves are grouped
 by family in backend/: service.generation, service.tasks and service.files.
 
-No HTTP here (moto's models.py): the api/ modules parse requests, call these verbs and render
-what they return; failures are DashScopeError values carrying their wire status and code.
+No HTTP here (moto's models.py): the api/ modules read a request into a Call, call one verb
+and render its Outcome; failures are DashScopeError values carrying their wire status and code.
 """
 
 from __future__ import annotations

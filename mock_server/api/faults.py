@@ -12,8 +12,6 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from .. import effects
-from ..scenarios import Scenario
-from ..service import FakeDashScope
 
 
 class DropConnection(BaseException):
@@ -24,10 +22,9 @@ class DropConnection(BaseException):
     """
 
 
-async def request_effect(service: FakeDashScope, scenario: Scenario | None) -> Response | None:
-    """Carry out a scenario's request-level effect (effects.interruption says what it is): wait,
-    then raise, answer instead, or return None to go on."""
-    interruption = effects.interruption(service.catalog, scenario.effect) if scenario else None
+async def carry_out(interruption: effects.Interruption | None) -> Response | None:
+    """Carry out a request-level effect (effects.interruption says what it is): wait, then raise,
+    answer instead, or return None to go on with the answer."""
     if interruption is None:
         return None
     if interruption.delay:

@@ -10,9 +10,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from .. import parse
-from ..accounts import ApiKey
+from ..backend.calls import Call
 from ..errors import DashScopeError, invalid_parameter
-from ..scenarios import SCENARIO_HEADER, Scenario
 from ..service import FakeDashScope
 
 
@@ -34,15 +33,12 @@ def reply(data: dict[str, Any], status: int = 200) -> JSONResponse:
     return JSONResponse(data, status_code=status)
 
 
-def authenticate(request: Request) -> ApiKey:
-    return fake(request).authenticate(request.headers.get("authorization"), region_of(request))
-
-
-def scenario_for(request: Request, endpoint: str, key: ApiKey, *, model: str | None = None,
-                 prompt: str | None = None) -> Scenario | None:
-    """The scenario (if any) this request meets; it counts as applied."""
-    facts = {"endpoint": endpoint, "model": model, "region": region_of(request), "api_key": key.key, "prompt": prompt}
-    return fake(request).scenario_for(facts, request.headers.get(SCENARIO_HEADER))
+async def call_of(request: Request, *, with_body: bool = False) -> Call:
+    """What a backend verb needs of a request: region, headers, query and (when asked) the body,
+    read within the body limit and the read timeout."""
+    service = fake(request)
+    body = await read_body(request, service.config.max_body_bytes, service.config.read_timeout) if with_body else b""
+    return Call(region_of(request), {k.lower(): v for k, v in request.headers.items()}, dict(request.query_params), body)
 
 
 def public_base_url(request: Request) -> str:
@@ -74,20 +70,6 @@ async def read_body(request: Request, limit: int, timeout: float) -> bytes:
     except TimeoutError:
         raise invalid_parameter(catalog, "body", f"not received within {timeout:g} s") from None
     return b"".join(chunks)
-
-
-async def json_body(request: Request) -> Any:
-    """The parsed body, or a 400 InvalidParameter for anything that is not a JSON document
-    within the bounds of parse.json_document."""
-    service = fake(request)
-    content_type = request.headers.get("content-type", "")
-    if content_type.split(";")[0].strip().lower() != "application/json":
-        raise invalid_parameter(service.catalog, "Content-Type", f"must be application/json, not {content_type or 'missing'}")
-    raw = await read_body(request, service.config.max_body_bytes, service.config.read_timeout)
-    try:
-        return parse.json_document(raw)
-    except parse.BadInput as bad:
-        raise invalid_parameter(service.catalog, "body", str(bad)) from None
 
 
 def error_reply(error: DashScopeError) -> JSONResponse:

@@ -2,31 +2,16 @@
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response
 
-from .. import parse
-from ..accounts import ApiKey
-from ..backend.tasks import ListFilters, format_time, parse_list_time
-from ..domain.tasks import CANCELED, FAILED, PENDING, RUNNING, SUCCEEDED, UNKNOWN, Task
-from ..errors import invalid_parameter
-from ..openapi import LIST_TIME_PATTERN, MAX_PAGE_NO, MAX_PAGE_SIZE
+from ..backend.tasks import format_time
+from ..domain.tasks import FAILED, SUCCEEDED, UNKNOWN, Task
 from ..service import FakeDashScope
-from .faults import request_effect
-from .http import (
-    authenticate,
-    fake,
-    new_request_id,
-    public_base_url,
-    reply,
-    scenario_for,
-)
-
-LIST_STATUSES = (PENDING, RUNNING, SUCCEEDED, FAILED, CANCELED)
-_LIST_TIME = re.compile(LIST_TIME_PATTERN)
+from .faults import carry_out
+from .http import call_of, fake, new_request_id, public_base_url, reply
 
 
 def task_output(service: FakeDashScope, task: Task, base_url: str) -> dict[str, Any]:
@@ -55,22 +40,13 @@ def task_output(service: FakeDashScope, task: Task, base_url: str) -> dict[str, 
     return output
 
 
-async def _task_api_call(request: Request, endpoint: str) -> tuple[FakeDashScope, ApiKey, Response | None]:
-    """Key, task-API rate limit and scenario, common to the three task endpoints."""
-    service = fake(request)
-    key = authenticate(request)
-    service.tasks.throttle(key)
-    task_id = request.path_params.get("task_id")
-    model = service.tasks.model_of(key, task_id) if task_id else None
-    return service, key, await request_effect(service, scenario_for(request, endpoint, key, model=model))
-
-
 async def get_task(request: Request) -> Response:
-    service, key, early = await _task_api_call(request, "task-query")
-    if early is not None:
-        return early
-    task_id = request.path_params["task_id"]
-    task = service.tasks.poll(key, task_id)
+    service, task_id = fake(request), request.path_params["task_id"]
+    outcome = service.tasks.query(await call_of(request), task_id)
+    instead = await carry_out(outcome.interruption)
+    if instead is not None:
+        return instead
+    task = outcome.value
     if task is None:
         return reply({"request_id": new_request_id(), "output": {"task_id": task_id, "task_status": UNKNOWN}})
     body: dict[str, Any] = {"request_id": new_request_id(), "output": task_output(service, task, public_base_url(request))}
@@ -80,46 +56,19 @@ async def get_task(request: Request) -> Response:
 
 
 async def cancel_task(request: Request) -> Response:
-    service, key, early = await _task_api_call(request, "task-cancel")
-    if early is not None:
-        return early
-    service.tasks.cancel(key, request.path_params["task_id"])
-    return reply({"request_id": new_request_id()})
-
-
-def _page_param(service: FakeDashScope, query: Any, name: str, default: int, maximum: int | None = None) -> int:
-    text = query.get(name)
-    if text is None:
-        return default
-    try:
-        return parse.decimal(text, low=1, high=maximum)
-    except parse.BadInput:
-        bound = f"between 1 and {maximum}" if maximum else "a positive integer"
-        raise invalid_parameter(service.catalog, name, f"must be {bound}") from None
-
-
-def _list_filters(service: FakeDashScope, query: Any) -> ListFilters:
-    found: dict[str, Any] = {name: query[name] for name in ("model_name", "api_key_id", "region") if query.get(name)}
-    if "status" in query:
-        if query["status"] not in LIST_STATUSES:
-            raise invalid_parameter(service.catalog, "status", f"must be one of {', '.join(LIST_STATUSES)}")
-        found["status"] = query["status"]
-    for name in ("start_time", "end_time"):
-        if name in query:
-            if not _LIST_TIME.fullmatch(query[name]):
-                raise invalid_parameter(service.catalog, name, "must be YYYYMMDDhhmmss, e.g. 20230420000000")
-            found[name] = parse_list_time(query[name])
-    return ListFilters(**found)
+    outcome = fake(request).tasks.cancel_call(await call_of(request), request.path_params["task_id"])
+    instead = await carry_out(outcome.interruption)
+    return instead if instead is not None else reply({"request_id": new_request_id()})
 
 
 async def list_tasks(request: Request) -> Response:
-    service, key, early = await _task_api_call(request, "task-list")
-    if early is not None:
-        return early
-    query = request.query_params
-    page_no = _page_param(service, query, "page_no", 1, MAX_PAGE_NO)
-    page_size = _page_param(service, query, "page_size", 10, MAX_PAGE_SIZE)
-    page, total = service.tasks.list(key, _list_filters(service, query), page_no, page_size)
+    service = fake(request)
+    outcome = service.tasks.list_page(await call_of(request))
+    instead = await carry_out(outcome.interruption)
+    if instead is not None:
+        return instead
+    assert outcome.value is not None
+    page = outcome.value
     return reply({
         "request_id": new_request_id(),
         "data": [{
@@ -127,6 +76,7 @@ async def list_tasks(request: Request) -> Response:
             "api_key_id": t.api_key_id, "gmt_create": format_time(t.submit_time),
             **({"start_time": format_time(t.scheduled_time)} if t.scheduled_time is not None else {}),
             **({"end_time": format_time(t.end_time)} if t.end_time is not None else {}),
-        } for t in page],
-        "total": total, "total_page": service.total_pages(total, page_size), "page_no": page_no, "page_size": page_size,
+        } for t in page.tasks],
+        "total": page.total, "total_page": service.total_pages(page.total, page.page_size), "page_no": page.page_no,
+        "page_size": page.page_size,
     })

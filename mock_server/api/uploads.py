@@ -7,30 +7,16 @@ from starlette.formparsers import MultiPartException
 from starlette.requests import Request
 from starlette.responses import Response
 
-from ..errors import invalid_parameter
 from ..images import oss_error_xml
 from ..uploads import MAX_FILE_SIZE_MB, UploadRejected
-from .faults import request_effect
-from .http import (
-    authenticate,
-    fake,
-    new_request_id,
-    public_base_url,
-    reply,
-    scenario_for,
-)
+from .faults import carry_out
+from .http import call_of, fake, new_request_id, public_base_url, reply
 
 
 async def get_policy(request: Request) -> Response:
-    service = fake(request)
-    key = authenticate(request)
-    if request.query_params.get("action") != "getPolicy":
-        raise invalid_parameter(service.catalog, "action", "must be getPolicy")
-    model = request.query_params.get("model")
-    early = await request_effect(service, scenario_for(request, "upload-policy", key, model=model))
-    if early is not None:
-        return early
-    return reply({"request_id": new_request_id(), "data": service.files.upload_policy(key, model, public_base_url(request))})
+    outcome = fake(request).files.policy_call(await call_of(request), public_base_url(request))
+    instead = await carry_out(outcome.interruption)
+    return instead if instead is not None else reply({"request_id": new_request_id(), "data": outcome.value})
 
 
 def _oss_error(request: Request, status: int, code: str, message: str) -> Response:

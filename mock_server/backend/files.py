@@ -9,6 +9,7 @@ from .. import images
 from ..accounts import ApiKey
 from ..errors import DashScopeError, invalid_parameter
 from ..uploads import UPLOAD_TTL_SECONDS, UploadRecord, UploadRejected
+from .calls import Call, Outcome, caller, scenario_of
 from .tasks import REQUEST_SWEEP
 
 if TYPE_CHECKING:
@@ -23,6 +24,17 @@ class FileBackend:
 
     def __init__(self, service: FakeDashScope):
         self.service = service
+
+    def policy_call(self, call: Call, base_url: str) -> Outcome[dict[str, Any]]:
+        """GET /uploads?action=getPolicy&model=M: who calls, the action, the scenario, the policy."""
+        key = caller(self.service, call)
+        if call.query.get("action") != "getPolicy":
+            raise invalid_parameter(self.service.catalog, "action", "must be getPolicy")
+        model = call.query.get("model")
+        interruption = scenario_of(self.service, call, "upload-policy", key, model=model)[1]
+        if interruption is not None and interruption.stops:
+            return Outcome(interruption=interruption)
+        return Outcome(self.upload_policy(key, model, base_url), interruption)
 
     def result_url(self, base_url: str, image_id: str, expires: float) -> str:
         object_path = f"{RESULT_PREFIX}{image_id}.png"

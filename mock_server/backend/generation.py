@@ -4,7 +4,7 @@ making its images, at once (the synchronous endpoint) or as a task (the asynchro
 from __future__ import annotations
 
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from dashscope_schemas import GenerationRequest, InputImage, output_size
@@ -16,6 +16,7 @@ from ..domain.tasks import Task
 from ..errors import DashScopeError, invalid_parameter
 from ..scenarios import Scenario
 from ..store import ImageRecord
+from .calls import Call, Outcome, caller, json_of, scenario_of
 from .tasks import REQUEST_SWEEP
 
 if TYPE_CHECKING:
@@ -34,6 +35,7 @@ class SyncResult:
     image_ids: tuple[str, ...]
     width: int
     height: int
+    incremental: bool = False  # parameters.incremental_output: a stream sends each image once
 
 
 class GenerationBackend:
@@ -41,6 +43,29 @@ class GenerationBackend:
 
     def __init__(self, service: FakeDashScope):
         self.service = service
+
+    def submit(self, endpoint: str, call: Call) -> Outcome[SyncResult | Task]:
+        """One call of a generation endpoint, in the service's order: who calls, what was sent,
+        limits, the scenario's request-level effect, then the images (at once, or as a task)."""
+        key = caller(self.service, call)
+        body = json_of(self.service, call)
+        request = self.check(endpoint, body, dict(call.headers), call.region)
+        # Limits first: a throttled request must not use up a one-shot scenario meant for a real one.
+        self.admit(key, request)
+        scenario, interruption = scenario_of(self.service, call, endpoint, key, model=request.model.name, prompt=request.orig_prompt)
+        if interruption is not None and interruption.stops:
+            return Outcome(interruption=interruption)
+        resolve_oss = call.enabled("x-dashscope-ossresourceresolve")
+        if self.service.catalog.endpoints[endpoint].is_async:
+            return Outcome(self.create_task(key, request, resolve_oss=resolve_oss, scenario=scenario), interruption)
+        try:
+            result = self.generate_sync(key, request, resolve_oss=resolve_oss, scenario=scenario)
+        except DashScopeError as error:
+            if scenario is not None and effects.fails_in_stream(scenario.effect):
+                return Outcome(interruption=interruption, failure=error)  # a stream carries it as event:error
+            raise
+        parameters = body.get("parameters") if isinstance(body.get("parameters"), dict) else {}
+        return Outcome(replace(result, incremental=parameters.get("incremental_output") is True), interruption)
 
     def check(self, endpoint: str, body: Any, headers: dict[str, str], region: str) -> GenerationRequest:
         verdict = self.service.catalog.check_request(endpoint, body, headers, region)

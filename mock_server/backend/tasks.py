@@ -4,15 +4,23 @@ writing back the status changes that come with time."""
 from __future__ import annotations
 
 import math
+import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+from dashscope_schemas import Catalog
+
+from .. import parse
 from ..accounts import ApiKey
 from ..domain import tasks as domain
 from ..domain.tasks import Task
-from ..errors import DashScopeError
+from ..effects import Interruption
+from ..errors import DashScopeError, invalid_parameter
+from ..openapi import LIST_TIME_PATTERN, MAX_PAGE_NO, MAX_PAGE_SIZE
 from ..store import TaskQuery
+from .calls import Call, Outcome, caller, scenario_of
 
 if TYPE_CHECKING:
     from ..service import FakeDashScope
@@ -20,6 +28,8 @@ if TYPE_CHECKING:
 # Task and result times are printed in the service's local time, China Standard Time, as in
 # every example of the pages (no zone is written).
 SERVICE_TZ = timezone(timedelta(hours=8))
+LIST_STATUSES = (domain.PENDING, domain.RUNNING, domain.SUCCEEDED, domain.FAILED, domain.CANCELED)
+_LIST_TIME = re.compile(LIST_TIME_PATTERN)
 # Housekeeping in bounded batches: a request frees at most REQUEST_SWEEP expired records on its
 # way (enough to keep up with what it adds), the background sweep SWEEP_BATCH between yields.
 REQUEST_SWEEP = 64
@@ -49,11 +59,77 @@ class ListFilters:
     end_time: float = math.inf
 
 
+@dataclass(frozen=True)
+class TaskPage:
+    tasks: list[Task]
+    total: int
+    page_no: int
+    page_size: int
+
+
+def _page_param(catalog: Catalog, query: Mapping[str, str], name: str, default: int, maximum: int | None = None) -> int:
+    text = query.get(name)
+    if text is None:
+        return default
+    try:
+        return parse.decimal(text, low=1, high=maximum)
+    except parse.BadInput:
+        bound = f"between 1 and {maximum}" if maximum else "a positive integer"
+        raise invalid_parameter(catalog, name, f"must be {bound}") from None
+
+
+def _list_filters(catalog: Catalog, query: Mapping[str, str]) -> ListFilters:
+    found: dict[str, Any] = {name: query[name] for name in ("model_name", "api_key_id", "region") if query.get(name)}
+    if "status" in query:
+        if query["status"] not in LIST_STATUSES:
+            raise invalid_parameter(catalog, "status", f"must be one of {', '.join(LIST_STATUSES)}")
+        found["status"] = query["status"]
+    for name in ("start_time", "end_time"):
+        if name in query:
+            if not _LIST_TIME.fullmatch(query[name]):
+                raise invalid_parameter(catalog, name, "must be YYYYMMDDhhmmss, e.g. 20230420000000")
+            found[name] = parse_list_time(query[name])
+    return ListFilters(**found)
+
+
 class TaskBackend:
-    """The task verbs of one FakeDashScope."""
+    """The task verbs of one FakeDashScope: query, cancel and list_page (one per call of the task
+    API), and what generation and housekeeping need of tasks."""
 
     def __init__(self, service: FakeDashScope):
         self.service = service
+
+    def _enter(self, call: Call, endpoint: str, task_id: str | None = None) -> tuple[ApiKey, Interruption | None]:
+        """What every task-API call does first: who calls, the task API's own rate limit, the scenario."""
+        key = caller(self.service, call)
+        self.throttle(key)
+        model = self.model_of(key, task_id) if task_id else None
+        return key, scenario_of(self.service, call, endpoint, key, model=model)[1]
+
+    def query(self, call: Call, task_id: str) -> Outcome[Task]:
+        """GET /tasks/{id}: the task as it is now (a poll), or no value for an id the caller does not own."""
+        key, interruption = self._enter(call, "task-query", task_id)
+        if interruption is not None and interruption.stops:
+            return Outcome(interruption=interruption)
+        return Outcome(self.poll(key, task_id), interruption)
+
+    def cancel_call(self, call: Call, task_id: str) -> Outcome[Task]:
+        """POST /tasks/{id}/cancel."""
+        key, interruption = self._enter(call, "task-cancel", task_id)
+        if interruption is not None and interruption.stops:
+            return Outcome(interruption=interruption)
+        return Outcome(self.cancel(key, task_id), interruption)
+
+    def list_page(self, call: Call) -> Outcome[TaskPage]:
+        """GET /tasks: one page of the caller's tasks, its filters read from the query."""
+        key, interruption = self._enter(call, "task-list")
+        if interruption is not None and interruption.stops:
+            return Outcome(interruption=interruption)
+        catalog = self.service.catalog
+        page_no = _page_param(catalog, call.query, "page_no", 1, MAX_PAGE_NO)
+        page_size = _page_param(catalog, call.query, "page_size", 10, MAX_PAGE_SIZE)
+        page, total = self.list(key, _list_filters(catalog, call.query), page_no, page_size)
+        return Outcome(TaskPage(page, total, page_no, page_size), interruption)
 
     def active_count(self, key: ApiKey, model: str, now: float) -> int:
         """The caller's PENDING and RUNNING tasks of a model: two index counts, not a scan."""
