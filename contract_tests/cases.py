@@ -31,7 +31,7 @@ class Case:
 
 def _images_for(model: ds.Model, count: int | None = None) -> list[str]:
     limits = model.input_images
-    count = limits["min"] if count is None else count
+    count = limits.min if count is None else count
     # Different aspect ratios, so that "the last image decides" is visible.
     shapes = [(480, 640), (640, 480), (512, 512)]
     return [sample_image(*shapes[i % len(shapes)]) for i in range(count)]
@@ -61,7 +61,7 @@ def catalog_cases(catalog: ds.Catalog, models: list[str], region: str, *, cheap:
         if model is None or region not in model.regions:
             continue
         for endpoint in model.endpoints:
-            base = body_for(endpoint, name, PROMPT, _images_for(model), {"n": model.n["min"]})
+            base = body_for(endpoint, name, PROMPT, _images_for(model), {"n": model.n.min})
 
             def variant(base: dict[str, Any] = base, **params: Any) -> dict[str, Any]:
                 body = copy.deepcopy(base)
@@ -71,19 +71,19 @@ def catalog_cases(catalog: ds.Catalog, models: list[str], region: str, *, cheap:
             add("minimal", endpoint, model, base)
             if not cheap:
                 for size in _valid_sizes(model):
-                    add(f"size-{size}-n-max", endpoint, model, variant(size=size, n=model.n["max"]))
-                if model.input_images["max"] >= 2:
+                    add(f"size-{size}-n-max", endpoint, model, variant(size=size, n=model.n.max))
+                if model.input_images.max >= 2:
                     add("last-image-decides", endpoint, model,
-                        body_for(endpoint, name, PROMPT, _images_for(model, model.input_images["max"]), {"n": 1}))
+                        body_for(endpoint, name, PROMPT, _images_for(model, model.input_images.max), {"n": 1}))
                 add("unknown-parameter", endpoint, model, variant(contract_probe={"ignored": True}))
-            limit = model.prompt["max_chars"]
+            limit = model.prompt.max_chars
             long_body = copy.deepcopy(base)
             long_prompt = ("a quiet harbour at dawn " * (limit // 20 + 10))[: limit + 60]
-            long_body = body_for(endpoint, name, long_prompt, _images_for(model), {"n": model.n["min"], "prompt_extend": False})
+            long_body = body_for(endpoint, name, long_prompt, _images_for(model), {"n": model.n.min, "prompt_extend": False})
             add("prompt-over-limit", endpoint, model, long_body, prompt_limit=limit, prompt_extend=False)
             # One broken rule each: the oracle (catalog) says which status and code.
-            if model.n["max"] < 6:
-                add("n-above-model-max", endpoint, model, variant(n=model.n["max"] + 1))
+            if model.n.max < 6:
+                add("n-above-model-max", endpoint, model, variant(n=model.n.max + 1))
             add("n-above-any-max", endpoint, model, variant(n=7))
             for size in _invalid_sizes(model):
                 add(f"size-{size}", endpoint, model, variant(size=size))
@@ -91,10 +91,10 @@ def catalog_cases(catalog: ds.Catalog, models: list[str], region: str, *, cheap:
             images_path = catalog.endpoints[endpoint].images_path
             if images_path:
                 add("too-many-images", endpoint, model,
-                    body_for(endpoint, name, PROMPT, _images_for(model, model.input_images["max"] + 1), {"n": 1}))
-                if model.input_images["min"] > 0:
+                    body_for(endpoint, name, PROMPT, _images_for(model, model.input_images.max + 1), {"n": 1}))
+                if model.input_images.min > 0:
                     add("too-few-images", endpoint, model,
-                        body_for(endpoint, name, PROMPT, _images_for(model, model.input_images["min"] - 1), {"n": 1}))
+                        body_for(endpoint, name, PROMPT, _images_for(model, model.input_images.min - 1), {"n": 1}))
             prompt_path = catalog.endpoints[endpoint].prompt_path or ""
             if not ds.paths.is_field(prompt_path):  # the prompt is one item of a content list
                 two_texts = copy.deepcopy(base)
@@ -108,12 +108,12 @@ def catalog_cases(catalog: ds.Catalog, models: list[str], region: str, *, cheap:
                 add("missing-async-header", endpoint, model, base, headers={})
             for other in catalog.generation_endpoints:
                 if other not in model.endpoints:
-                    add(f"on-{other}", other, model, body_for(other, name, PROMPT, _images_for(model, max(1, model.input_images["min"])),
-                                                            {"n": model.n["min"]}))
+                    add(f"on-{other}", other, model, body_for(other, name, PROMPT, _images_for(model, max(1, model.input_images.min)),
+                                                            {"n": model.n.min}))
                     break
         # Keys and unknown models once per model is enough.
         endpoint = model.endpoints[0]
-        base = body_for(endpoint, name, PROMPT, _images_for(model), {"n": model.n["min"]})
+        base = body_for(endpoint, name, PROMPT, _images_for(model), {"n": model.n.min})
         add("no-key", endpoint, model, base, key="none", expect=auth_expect(catalog, "no_api_key", "no Authorization"))
         add("invalid-key", endpoint, model, base, key="invalid", expect=auth_expect(catalog, "invalid_api_key", "a key nobody issued"))
         if has_other_region_key:

@@ -93,7 +93,7 @@ def plan() -> int:
                    **({"Authorization": "Bearer $DASHSCOPE_API_KEY"} if case.key == "default" else {})}
         exchange = Exchange("POST", url, case.endpoint, headers, case.body, 0, {}, None)
         print(f"\n# {case.id}: expect {verdict}; {case.spend} image(s), ${cost:.4f}\n{exchange.curl()}")
-    cheapest = min((budget.price(m) * catalog.models[m].n["min"] for m in models), default=0.0)
+    cheapest = min((budget.price(m) * catalog.models[m].n.min for m in models), default=0.0)
     generated = settings.max_examples
     tasks = 4 + min(settings.max_examples, 10)
     print(f"\n# catalog cases: {len(cases)} requests, {total_images} images, about ${total_cost:.2f}")

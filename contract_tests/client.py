@@ -92,9 +92,9 @@ class ContractClient:
         if not self.target.real or not model or (entry := self.catalog.model(model)) is None:
             return
         limit = entry.rate_limit
-        if not limit["requests"]:
+        if not limit.requests:
             return
-        interval = (60.0 if limit["per"] == "minute" else 1.0) / limit["requests"]
+        interval = (60.0 if limit.per == "minute" else 1.0) / limit.requests
         wait = self._last_sent.get(model, 0.0) + interval - time.monotonic()
         if wait > 0:
             time.sleep(wait)  # sleep-ok: pacing requests to a real server, not waiting for the fake

@@ -82,22 +82,22 @@ def valid_request(draw, profile: str, models: tuple[str, ...], region: str, chea
     parameters = {k: v for k, v in drawn.items() if k in KNOWN_PARAMETERS and k not in ("n", "size")}
     if cheap:
         parameters.pop("negative_prompt", None)
-    parameters["n"] = model.n["min"] if cheap else draw(st.integers(model.n["min"], model.n["max"]), label="n")
+    parameters["n"] = model.n.min if cheap else draw(st.integers(model.n.min, model.n.max), label="n")
     size = draw(size_for(model.size_rule, cheap), label="size")
     if size is not None:
         parameters["size"] = size
     if not cheap and draw(st.booleans(), label="an unknown parameter"):
         parameters["contract_probe"] = draw(st.integers() | st.text(max_size=5))
-    limit = model.prompt["max_chars"]
+    limit = model.prompt.max_chars
     prompt = draw(st.text(PROMPT_ALPHABET, min_size=1, max_size=40 if cheap else limit + 100), label="prompt")
     assume(prompt.strip())
     limits = model.input_images
-    count = limits["min"] if cheap else draw(st.integers(limits["min"], limits["max"]), label="images")
+    count = limits.min if cheap else draw(st.integers(limits.min, limits.max), label="images")
     images = [sample_image(*draw(st.sampled_from(IMAGE_SIZES))) for _ in range(count)]
     body = body_for(endpoint, name, prompt, images, parameters)
     for rule in model.cross_rules:  # e.g. 2025-12: size only with n = 1 (catalog data, not code)
-        if ds.get_path(body, rule["if_present"]) is not None:
-            _set(body, rule["require"]["path"], rule["require"]["equals"])
+        if ds.get_path(body, rule.if_present) is not None:
+            _set(body, rule.require_path, rule.require_equals)
     return endpoint, body, headers_for(catalog, endpoint)
 
 
@@ -126,7 +126,7 @@ def invalid_request(draw, profile: str, models: tuple[str, ...], region: str):
     mutation = draw(st.sampled_from(MUTATIONS), label="mutation")
     params = body["parameters"]
     if mutation == "n-above-max":
-        params["n"] = draw(st.integers(model.n["max"] + 1, 1000))
+        params["n"] = draw(st.integers(model.n.max + 1, 1000))
     elif mutation == "n-zero":
         params["n"] = draw(st.integers(-5, 0))
     elif mutation == "n-as-string":
@@ -143,7 +143,7 @@ def invalid_request(draw, profile: str, models: tuple[str, ...], region: str):
         assume(images_path is not None)  # an endpoint that takes no images has no "too many"
         assert images_path is not None
         images = ds.items_at(body, images_path)
-        extra = [sample_image(*IMAGE_SIZES[0])] * (model.input_images["max"] + 1 - len(images))
+        extra = [sample_image(*IMAGE_SIZES[0])] * (model.input_images.max + 1 - len(images))
         body = body_for(endpoint, model.name, _prompt_of(catalog, endpoint, body), images + extra, params)
     elif mutation == "seed-out-of-range":
         params["seed"] = draw(st.integers(2**31, 2**40) | st.integers(-(2**40), -1))

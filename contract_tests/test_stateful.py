@@ -171,13 +171,13 @@ class TaskMachine(RuleBasedStateMachine):
         endpoint, name = self.choices[choice % len(self.choices)]
         model = self.contract.catalog.model(name)
         cheap = self.contract.target.real
-        n = model.n["min"] if cheap else max(model.n["min"], min(n, model.n["max"]))
-        images = [sample_image(*image)] * model.input_images["min"]
+        n = model.n.min if cheap else max(model.n.min, min(n, model.n.max))
+        images = [sample_image(*image)] * model.input_images.min
         body = body_for(endpoint, name, prompt, images, {"n": n})
         headers = headers_for(self.contract.catalog, endpoint)
         expect = oracle(self.contract.catalog, endpoint, body, headers, self.contract.target.region)
         assert expect.accepted, f"the machine built an invalid {endpoint} request: {expect.rule} {expect.why}"
-        limit = model.rate_limit.get("concurrent_tasks")
+        limit = model.rate_limit.concurrent_tasks
         if limit and len(self.active(name)) >= limit:
             for task in self.active(name):
                 self.poll(task)

@@ -25,7 +25,7 @@ def _create(contract, model: str = "qwen-image-plus"):
     endpoint = next(e for e in found.endpoints if catalog.endpoints[e].is_async)
     from .cases import _images_for
 
-    body = body_for(endpoint, found.name, "a small red boat", _images_for(found), {"n": found.n["min"]})
+    body = body_for(endpoint, found.name, "a small red boat", _images_for(found), {"n": found.n.min})
     headers = headers_for(catalog, endpoint)
     expect = oracle(catalog, endpoint, body, headers, contract.target.region)
     try:

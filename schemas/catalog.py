@@ -61,22 +61,71 @@ class Endpoint:
 
 
 @dataclass(frozen=True)
+class Range:
+    min: int
+    max: int
+    default: int
+
+
+@dataclass(frozen=True)
+class TextLimit:
+    max_chars: int
+    truncate: bool  # longer text is cut silently (else refused)
+
+
+@dataclass(frozen=True)
+class ImageLimits:
+    min: int
+    max: int
+    max_bytes: int
+    formats: tuple[str, ...]
+    recommended_side: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True)
+class RateLimit:
+    requests: int | None        # per `per`; None: no documented limit
+    per: str | None             # "second" or "minute"
+    concurrent_tasks: int | None
+
+
+@dataclass(frozen=True)
+class CrossRule:
+    """A rule between two fields: when `if_present` is given, `require_path` must equal `require_equals`
+    (a missing value counting as the default of `default_from`)."""
+
+    id: str
+    if_present: str
+    require_path: str
+    require_equals: Any
+    default_from: str | None
+    reason: str
+    error: str
+
+    @classmethod
+    def from_data(cls, data: dict[str, Any]) -> CrossRule:
+        require = data["require"]
+        return cls(data["id"], data["if_present"], require["path"], require["equals"], require.get("default_from"),
+                   data["reason"], data["error"])
+
+
+@dataclass(frozen=True)
 class Model:
     name: str
     family: str
     same_as: str | None
     endpoints: tuple[str, ...]
     regions: tuple[str, ...]
-    n: dict[str, int]
+    n: Range
     size_rule: SizeRule
-    prompt: dict[str, Any]
-    negative_prompt: dict[str, Any]
-    input_images: dict[str, Any]
+    prompt: TextLimit
+    negative_prompt: TextLimit
+    input_images: ImageLimits
     parameters: frozenset[str]
-    rate_limit: dict[str, Any]
+    rate_limit: RateLimit
     price_per_image: dict[str, float | None]
     free_quota_images: dict[str, int | None]
-    cross_rules: tuple[dict[str, Any], ...]
+    cross_rules: tuple[CrossRule, ...]
     sources: tuple[str, ...]
     is_async: bool  # served by an asynchronous (task) endpoint
     is_sync: bool   # served by the synchronous endpoint
@@ -88,7 +137,7 @@ class Model:
 
     @property
     def default_n(self) -> int:
-        return self.n.get("default", self.n["min"])
+        return self.n.default
 
 
 @dataclass(frozen=True)
@@ -151,16 +200,17 @@ def _build_model(name: str, entry: dict[str, Any], size_rules: dict[str, SizeRul
         same_as=entry.get("same_as"),
         endpoints=tuple(entry["endpoints"]),
         regions=tuple(entry["regions"]),
-        n=dict(entry["n"]),
+        n=Range(entry["n"]["min"], entry["n"]["max"], entry["n"].get("default", entry["n"]["min"])),
         size_rule=size_rules[entry["size_rule"]],
-        prompt=entry["prompt"],
-        negative_prompt=entry["negative_prompt"],
-        input_images=entry["input_images"],
+        prompt=TextLimit(**entry["prompt"]),
+        negative_prompt=TextLimit(**entry["negative_prompt"]),
+        input_images=ImageLimits(**{**entry["input_images"], "formats": tuple(entry["input_images"]["formats"]),
+                                    "recommended_side": tuple(entry["input_images"].get("recommended_side") or ())}),
         parameters=frozenset(entry["parameters"]),
-        rate_limit=entry["rate_limit"],
+        rate_limit=RateLimit(**entry["rate_limit"]),
         price_per_image=entry["price_per_image"],
         free_quota_images=entry["free_quota_images"],
-        cross_rules=tuple(entry["cross_rules"]),
+        cross_rules=tuple(CrossRule.from_data(rule) for rule in entry["cross_rules"]),
         sources=tuple(entry["sources"]),
         is_async=any(endpoints[e].is_async for e in entry["endpoints"]),
         is_sync=any(endpoints[e].is_sync_generation for e in entry["endpoints"]),

@@ -19,7 +19,7 @@ from .sizes import Size, parse_size
 from .validation import validate
 
 if TYPE_CHECKING:  # the catalog calls these rules: only its types are needed here
-    from .catalog import Catalog, Endpoint, Model
+    from .catalog import Catalog, Endpoint, ImageLimits, Model, TextLimit
 
 _DATA_URI = re.compile(r"^data:(?P<mime>[\w.+-]+/[\w.+-]+)?(?P<params>(;[^;,]*)*?);base64,(?P<data>.*)$", re.S)
 _REMOTE_SCHEMES = ("http://", "https://", "oss://")
@@ -155,9 +155,9 @@ def check_model_rules(ctx: _Context) -> list[Violation]:
     params = body.get("parameters") or {}
 
     n = params.get("n")
-    if n is not None and not model.n["min"] <= n <= model.n["max"]:
+    if n is not None and not model.n.min <= n <= model.n.max:
         found.append(ctx.violation("n-range", "parameters.n",
-                                   f"{n} is outside [{model.n['min']}, {model.n['max']}] for {model.name}"))
+                                   f"{n} is outside [{model.n.min}, {model.n.max}] for {model.name}"))
 
     if "size" in model.parameters and "size" in params:
         size = parse_size(params["size"])
@@ -168,24 +168,23 @@ def check_model_rules(ctx: _Context) -> list[Violation]:
 
     _, _, images = _texts_and_images(ctx)
     limits = model.input_images
-    if not limits["min"] <= len(images) <= limits["max"]:
+    if not limits.min <= len(images) <= limits.max:
         found.append(ctx.violation("image-count", ctx.endpoint.images_path or "input",
-                                   f"{len(images)} input images; {model.name} takes {limits['min']} to {limits['max']}"))
+                                   f"{len(images)} input images; {model.name} takes {limits.min} to {limits.max}"))
     for index, ref in enumerate(images):
         found.extend(_check_image_ref(ctx, index, ref, limits))
 
     for rule in model.cross_rules:
-        if get_path(body, rule["if_present"]) is not None:
-            required = rule["require"]
-            value = get_path(body, required["path"])
-            if value is None and required.get("default_from") == "n":
+        if get_path(body, rule.if_present) is not None:
+            value = get_path(body, rule.require_path)
+            if value is None and rule.default_from == "n":
                 value = model.default_n
-            if value != required["equals"]:
-                found.append(ctx.violation(rule["id"], rule["if_present"], rule["reason"], rule["error"]))
+            if value != rule.require_equals:
+                found.append(ctx.violation(rule.id, rule.if_present, rule.reason, rule.error))
     return found
 
 
-def _check_image_ref(ctx: _Context, index: int, ref: str, limits: dict[str, Any]) -> list[Violation]:
+def _check_image_ref(ctx: _Context, index: int, ref: str, limits: ImageLimits) -> list[Violation]:
     path = f"{ctx.endpoint.images_path}[{index}]"
     if ref.startswith(_REMOTE_SCHEMES):
         ctx.images.append(InputImage(ref))
@@ -195,17 +194,17 @@ def _check_image_ref(ctx: _Context, index: int, ref: str, limits: dict[str, Any]
         return [ctx.violation("image-url", path, "not an http(s) URL, oss:// key or base64 data URI", "invalid_url")]
     mime = (match.group("mime") or "").lower()
     fmt = _MIME_FORMATS.get(mime.partition("/")[2])
-    if not mime.startswith("image/") or fmt is None or not any(_MIME_FORMATS.get(f) == fmt for f in limits["formats"]):
-        return [ctx.violation("image-format", path, f"{mime or 'no type'} is not one of {', '.join(limits['formats'])}")]
+    if not mime.startswith("image/") or fmt is None or not any(_MIME_FORMATS.get(f) == fmt for f in limits.formats):
+        return [ctx.violation("image-format", path, f"{mime or 'no type'} is not one of {', '.join(limits.formats)}")]
     payload = match.group("data")
-    if len(payload) * 3 // 4 > limits["max_bytes"] + 3:
-        return [ctx.violation("image-bytes", path, f"larger than {limits['max_bytes']} bytes", "image_too_large")]
+    if len(payload) * 3 // 4 > limits.max_bytes + 3:
+        return [ctx.violation("image-bytes", path, f"larger than {limits.max_bytes} bytes", "image_too_large")]
     try:
         data = base64.b64decode(payload, validate=True)
     except (binascii.Error, ValueError):
         return [ctx.violation("image-base64", path, "the data URI is not valid base64")]
-    if len(data) > limits["max_bytes"]:
-        return [ctx.violation("image-bytes", path, f"larger than {limits['max_bytes']} bytes", "image_too_large")]
+    if len(data) > limits.max_bytes:
+        return [ctx.violation("image-bytes", path, f"larger than {limits.max_bytes} bytes", "image_too_large")]
     ctx.images.append(InputImage(ref, data, mime))
     return []
 
@@ -215,8 +214,8 @@ CHECKS: tuple[Callable[[_Context], list[Violation]], ...] = (
 )
 
 
-def _truncate(text: Any, limit: dict[str, Any]) -> Any:
-    return text[: limit["max_chars"]] if isinstance(text, str) and limit["truncate"] else text
+def _truncate(text: Any, limit: TextLimit) -> Any:
+    return text[: limit.max_chars] if isinstance(text, str) and limit.truncate else text
 
 
 def _normalise(ctx: _Context) -> GenerationRequest:

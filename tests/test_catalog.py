@@ -63,25 +63,25 @@ def test_catalog_answers_for_every_model_of_api_notes(profile):
             continue
         assert model is not None, name
         assert model.endpoints and model.regions and model.size_rule.kind
-        assert model.n["min"] <= model.default_n <= model.n["max"]
+        assert model.n.min <= model.default_n <= model.n.max
         assert {"cn-beijing", "ap-southeast-1", "us-east-1"} == set(model.regions)
     assert set(catalog.models) == API_NOTES_MODELS - absent
 
 
 def test_catalog_facts_from_the_pages():
     c = ds.load_catalog()
-    assert c.model("qwen-image-edit-plus").n == {"min": 1, "max": 6, "default": 1}
-    assert c.model("qwen-image-edit").n["max"] == 1 and "size" not in c.model("qwen-image-edit").parameters
+    assert c.model("qwen-image-edit-plus").n == ds.catalog.Range(min=1, max=6, default=1)
+    assert c.model("qwen-image-edit").n.max == 1 and "size" not in c.model("qwen-image-edit").parameters
     assert "prompt_extend" not in c.model("qwen-image-edit").parameters
-    assert c.model("wan2.5-i2i-preview").n["max"] == 4 and c.model("wan2.5-i2i-preview").endpoints == ("image2image",)
+    assert c.model("wan2.5-i2i-preview").n.max == 4 and c.model("wan2.5-i2i-preview").endpoints == ("image2image",)
     assert c.model("qwen-image-max").endpoints == ("multimodal-generation",)
     assert set(c.model("qwen-image").endpoints) == {"multimodal-generation", "text2image"}
-    assert c.model("qwen-image-plus").rate_limit == {"requests": 2, "per": "second", "concurrent_tasks": 2}
-    assert c.model("qwen-image-edit-max").rate_limit["per"] == "minute"
+    assert c.model("qwen-image-plus").rate_limit == ds.catalog.RateLimit(2, "second", 2)
+    assert c.model("qwen-image-edit-max").rate_limit.per == "minute"
     assert c.model("qwen-image-edit-plus").price_per_image["ap-southeast-1"] == 0.03
     assert c.model("qwen-image-edit").price_per_image["ap-southeast-1"] == 0.045
-    assert c.model("qwen-image-edit-plus").prompt == {"max_chars": 800, "truncate": True}
-    assert c.model("qwen-image-edit-plus").input_images["max_bytes"] == 10 * 1024 * 1024
+    assert c.model("qwen-image-edit-plus").prompt == ds.catalog.TextLimit(max_chars=800, truncate=True)
+    assert c.model("qwen-image-edit-plus").input_images.max_bytes == 10 * 1024 * 1024
     assert c.model("qwen-image-2.0").size_rule.default == "2048*2048"
     assert c.regions["ap-southeast-1"]["base_url"].endswith("/api/v1")
 
@@ -106,7 +106,7 @@ def test_the_two_profiles_differ_exactly_where_the_docs_do():
         if diff:
             changed_models[name] = diff
     assert changed_models == {name: {"cross_rules"} for name in ("qwen-image-edit-plus", "qwen-image-edit-plus-2025-10-30")}
-    assert [r["id"] for r in old.model("qwen-image-edit-plus").cross_rules] == ["size-only-with-n-1"]
+    assert [r.id for r in old.model("qwen-image-edit-plus").cross_rules] == ["size-only-with-n-1"]
     cur_rules, old_rules = _flatten(cur.raw["size_rules"]), _flatten(old.raw["size_rules"])
     size_diff = {k for k in set(cur_rules) | set(old_rules) if cur_rules.get(k) != old_rules.get(k)}
     assert size_diff == {"qwen-image-fixed.sizes"}

@@ -141,7 +141,7 @@ def test_a_task_keeps_the_prompt_the_service_keeps_not_the_body():
     huge = "x" * (5 * 1024 * 1024)
     task_id = client.post(API + PATHS["text2image"], json=t2i(huge), headers=auth(**ASYNC)).json()["output"]["task_id"]
     task = service.store.get(task_id)
-    limit = service.catalog.model("qwen-image-plus").prompt["max_chars"]
+    limit = service.catalog.model("qwen-image-plus").prompt.max_chars
     assert len(task.orig_prompt) == limit and len(task.actual_prompt) < limit + 100
     client.close()
 

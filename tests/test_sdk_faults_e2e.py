@@ -105,7 +105,7 @@ def test_image_max_two_per_minute_per_account(live, sdk, monkeypatch):
     monkeypatch.setattr(live.service, "config", live.service.config.replace(
         rate_limits={"enabled": True, "scale": 1.0, "task_api_per_second": 20}))
     limit = CATALOG.model("qwen-image-max").rate_limit
-    assert (limit["requests"], limit["per"]) == (2, "minute")
+    assert (limit.requests, limit.per) == (2, "minute")
     freeze(live)  # the bucket refills on the fake's clock only
 
     first, second, third = (MultiModalConversation.call(model="qwen-image-max", messages=text_messages(), api_key=KEY_A)

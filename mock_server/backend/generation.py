@@ -90,7 +90,7 @@ class GenerationBackend:
         """Dimensions of the last input image: read from its bytes (data URI or upload), or
         announced by a URL's file name (W-H, WxH); the fake downloads nothing. None: unknown (1:1)."""
         size = None
-        allowed = {f.replace("jpg", "jpeg") for f in request.model.input_images["formats"]}
+        allowed = {f.replace("jpg", "jpeg") for f in request.model.input_images.formats}
         for index, image in enumerate(request.images):
             data = self._input_bytes(key, image, resolve_oss)
             if data is None:
@@ -102,7 +102,7 @@ class GenerationBackend:
                 raise invalid_parameter(self.service.catalog, f"input image {index + 1}", "not a readable image") from None
             if fmt.replace("mpo", "jpeg") not in allowed:
                 raise invalid_parameter(self.service.catalog, f"input image {index + 1}",
-                                        f"{fmt} images are not accepted; use {', '.join(request.model.input_images['formats'])}")
+                                        f"{fmt} images are not accepted; use {', '.join(request.model.input_images.formats)}")
             size = (width, height)
         return size
 
@@ -124,11 +124,11 @@ class GenerationBackend:
         now, model = self.service.clock.now(), request.model
         limits, limiter = model.rate_limit, self.service.limiter
         if self.service.config.rate_limits.get("enabled", True):
-            if limits["requests"] and not limiter.allow((key.account, key.region, model.name), limits["requests"], limits["per"], now):
+            if limits.requests and not limiter.allow((key.account, key.region, model.name), limits.requests, limits.per or "second", now):
                 raise DashScopeError.from_catalog(self.service.catalog, "rate_quota")
-            if self.service.catalog.endpoints[request.endpoint].is_async and limits["concurrent_tasks"]:
+            if self.service.catalog.endpoints[request.endpoint].is_async and limits.concurrent_tasks:
                 active = self.service.tasks.active_count(key, model.name, now)
-                if not self.service.limiter.concurrency_allows(active, limits["concurrent_tasks"]):
+                if not self.service.limiter.concurrency_allows(active, limits.concurrent_tasks):
                     raise DashScopeError.from_catalog(self.service.catalog, "rate_quota")
         if self.service.ledger.refuses(key.account, key.region, model.name, model.free_quota_images.get(key.region)):
             raise DashScopeError.from_catalog(self.service.catalog, "free_tier_only")
