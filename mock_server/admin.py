@@ -9,7 +9,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from . import housekeeping, parse
-from .api.http import fake, public_base_url, read_body
+from .api.http import public_base_url, read_body, service_of
 from .clock import ControllableClock
 from .errors import DashScopeError
 from .scenarios import ScenarioError
@@ -19,7 +19,7 @@ from .service import FakeDashScope
 def _clock_state(request: Request) -> dict[str, Any]:
     from .backend.tasks import format_time
 
-    clock = fake(request).clock
+    clock = service_of(request).clock
     now = clock.now()
     return {"now": now, "service_time": format_time(now), "frozen": bool(getattr(clock, "frozen", False))}
 
@@ -33,7 +33,7 @@ async def advance_clock(request: Request) -> JSONResponse:
     seconds = body.get("seconds") if isinstance(body, dict) else None
     if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or seconds < 0:
         raise DashScopeError(400, "InvalidParameter", 'body must be {"seconds": N} with N a finite number >= 0')
-    service = fake(request)
+    service = service_of(request)
     if not isinstance(service.clock, ControllableClock):
         raise DashScopeError(400, "InvalidParameter", "this fake's clock cannot be moved")
     try:
@@ -46,7 +46,7 @@ async def advance_clock(request: Request) -> JSONResponse:
 
 
 async def reset(request: Request) -> JSONResponse:
-    fake(request).reset()
+    service_of(request).reset()
     return JSONResponse({"reset": True, **_clock_state(request)})
 
 
@@ -56,14 +56,14 @@ def region_base_urls(service: FakeDashScope, base: str) -> dict[str, dict[str, s
 
 
 async def regions(request: Request) -> JSONResponse:
-    service = fake(request)
+    service = service_of(request)
     return JSONResponse({"default_region": service.config.default_region,
                          "regions": region_base_urls(service, public_base_url(request))})
 
 
 async def keys(request: Request) -> JSONResponse:
     return JSONResponse({"keys": [{"key": k.key, "key_id": k.key_id, "account": k.account, "region": k.region}
-                                  for k in fake(request).keys.all()]})
+                                  for k in service_of(request).keys.all()]})
 
 
 ADMIN_BODY_LIMIT = 1024 * 1024
@@ -71,7 +71,7 @@ ADMIN_BODY_LIMIT = 1024 * 1024
 
 async def _json(request: Request) -> Any:
     """An admin body through the same reader and parser as the API's (an empty body is {})."""
-    raw = await read_body(request, ADMIN_BODY_LIMIT, fake(request).config.read_timeout)
+    raw = await read_body(request, ADMIN_BODY_LIMIT, service_of(request).config.read_timeout)
     try:
         return parse.json_document(raw) if raw.strip() else {}
     except parse.BadInput as bad:
@@ -79,7 +79,7 @@ async def _json(request: Request) -> Any:
 
 
 async def scenarios(request: Request) -> JSONResponse:
-    book = fake(request).scenarios
+    book = service_of(request).scenarios
     if request.method == "GET":
         return JSONResponse({"scenarios": [s.to_dict() for s in book.all()]})
     if request.method == "DELETE":
@@ -95,19 +95,19 @@ async def scenarios(request: Request) -> JSONResponse:
 
 async def scenario(request: Request) -> JSONResponse:
     scenario_id = request.path_params["scenario_id"]
-    if not fake(request).scenarios.remove(scenario_id):
+    if not service_of(request).scenarios.remove(scenario_id):
         raise DashScopeError(404, "NotFound", f"no scenario {scenario_id!r}")
     return JSONResponse({"deleted": scenario_id})
 
 
 async def usage(request: Request) -> JSONResponse:
-    service = fake(request)
+    service = service_of(request)
     return JSONResponse({"usage": service.usage(), "free_tier_only": sorted(service.ledger.free_tier_only)})
 
 
 async def free_tier_only(request: Request) -> JSONResponse:
     """{"account": "demo-account-a", "enabled": true}: refuse this account once a free quota is spent."""
-    service = fake(request)
+    service = service_of(request)
     data = await _json(request)
     accounts = {k.account for k in service.keys.all()}
     account = data.get("account") if isinstance(data, dict) else None

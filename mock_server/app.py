@@ -16,7 +16,7 @@ from . import admin, housekeeping
 from .access import ControlGate
 from .api import generation, results, tasks, uploads
 from .api.faults import ConnectionDropper
-from .api.http import error_reply, fake, new_request_id
+from .api.http import error_reply, new_request_id, service_of
 from .clock import Clock
 from .config import Config
 from .errors import DashScopeError
@@ -45,7 +45,7 @@ def _routes(service: FakeDashScope) -> list[Route]:
 
 
 async def _openapi(request: Request) -> Response:
-    return JSONResponse(openapi_document(fake(request).config.profile))
+    return JSONResponse(openapi_document(service_of(request).config.profile))
 
 
 async def _dashscope_error(request: Request, exc: Exception) -> Response:
@@ -61,7 +61,7 @@ async def _http_error(request: Request, exc: Exception) -> Response:
         return error_reply(error)
     if request.url.path.startswith(API) or request.scope["path"].startswith(API):
         # The service answers an unknown path under /api/v1 as a bad URL.
-        return error_reply(DashScopeError.from_catalog(fake(request).catalog, "url_error"))
+        return error_reply(DashScopeError.from_catalog(service_of(request).catalog, "url_error"))
     return JSONResponse({"request_id": new_request_id(), "code": "NotFound", "message": f"{request.url.path} is not served here"},
                         status_code=exc.status_code)
 
@@ -69,7 +69,7 @@ async def _http_error(request: Request, exc: Exception) -> Response:
 async def _unexpected(request: Request, exc: Exception) -> Response:
     # A bug in the fake, never bad input: still the envelope, and loudly in the log.
     log.exception("unexpected error in the fake")
-    return error_reply(DashScopeError.from_catalog(fake(request).catalog, "internal_error"))
+    return error_reply(DashScopeError.from_catalog(service_of(request).catalog, "internal_error"))
 
 
 class _FakeApp(Starlette):
@@ -91,5 +91,5 @@ def create_app(config: Config | None = None, *, store: Store | None = None, cloc
         exception_handlers={DashScopeError: _dashscope_error, HTTPException: _http_error, Exception: _unexpected},
         lifespan=housekeeping.lifespan,
     )
-    app.state.fake = service
+    app.state.service = service
     return app

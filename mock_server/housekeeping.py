@@ -41,7 +41,7 @@ async def _sweep_forever(service: FakeDashScope, interval: float) -> None:
 
 @contextlib.asynccontextmanager
 async def lifespan(app: Any) -> AsyncIterator[None]:
-    sweeper = asyncio.create_task(_sweep_forever(app.state.fake, SWEEP_INTERVAL))
+    sweeper = asyncio.create_task(_sweep_forever(app.state.service, SWEEP_INTERVAL))
     try:
         yield
     finally:

@@ -12,7 +12,7 @@ from ..backend.generation import SyncResult
 from ..domain.tasks import Task
 from . import streaming
 from .faults import carry_out
-from .http import call_of, fake, new_request_id, public_base_url, reply
+from .http import call_of, new_request_id, public_base_url, reply, service_of
 
 Handler = Callable[[Request], Awaitable[Response]]
 
@@ -22,7 +22,7 @@ def handler_for(endpoint: Endpoint) -> Handler:
     (service.generation.submit), render by the endpoint's mode."""
 
     async def generate(request: Request) -> Response:
-        service = fake(request)
+        service = service_of(request)
         outcome = service.generation.submit(endpoint.name, await call_of(request, with_body=True))
         instead = await carry_out(outcome.interruption)
         if instead is not None:
@@ -45,7 +45,7 @@ def handler_for(endpoint: Endpoint) -> Handler:
 
 
 def _images(request: Request, result: SyncResult, request_id: str, stream: bool) -> Response:
-    service = fake(request)
+    service = service_of(request)
     expires = service.clock.now() + service.config.url_ttl
     base = public_base_url(request)
     urls = [service.files.result_url(base, image_id, expires) for image_id in result.image_ids]

@@ -15,8 +15,8 @@ from ..errors import DashScopeError, invalid_parameter
 from ..service import FakeDashScope
 
 
-def fake(request: Request) -> FakeDashScope:
-    service: FakeDashScope = request.app.state.fake
+def service_of(request: Request) -> FakeDashScope:
+    service: FakeDashScope = request.app.state.service
     return service
 
 
@@ -36,7 +36,7 @@ def reply(data: dict[str, Any], status: int = 200) -> JSONResponse:
 async def call_of(request: Request, *, with_body: bool = False) -> Call:
     """What a backend verb needs of a request: region, headers, query and (when asked) the body,
     read within the body limit and the read timeout."""
-    service = fake(request)
+    service = service_of(request)
     body = await read_body(request, service.config.max_body_bytes, service.config.read_timeout) if with_body else b""
     return Call(region_of(request), {k.lower(): v for k, v in request.headers.items()}, dict(request.query_params), body)
 
@@ -49,7 +49,7 @@ def public_base_url(request: Request) -> str:
 async def read_body(request: Request, limit: int, timeout: float) -> bytes:
     """The whole body, or a 400: over `limit` bytes, or not all received within `timeout` seconds
     (a client that stops sending must not hold a connection and its buffer for ever)."""
-    catalog = fake(request).catalog
+    catalog = service_of(request).catalog
     declared = request.headers.get("content-length")
     if declared is not None:
         try:

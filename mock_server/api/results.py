@@ -6,11 +6,11 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from ..images import RESULT_BUCKET, oss_error_xml
-from .http import fake, new_request_id
+from .http import new_request_id, service_of
 
 
 async def download(request: Request) -> Response:
-    service = fake(request)
+    service = service_of(request)
     if request.path_params["bucket"] != RESULT_BUCKET:
         got: bytes | tuple[int, str, str] = (404, "NoSuchBucket", "The specified bucket does not exist.")
     else:

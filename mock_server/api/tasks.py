@@ -11,7 +11,7 @@ from ..backend.tasks import format_time
 from ..domain.tasks import FAILED, SUCCEEDED, UNKNOWN, Task
 from ..service import FakeDashScope
 from .faults import carry_out
-from .http import call_of, fake, new_request_id, public_base_url, reply
+from .http import call_of, new_request_id, public_base_url, reply, service_of
 
 
 def task_output(service: FakeDashScope, task: Task, base_url: str) -> dict[str, Any]:
@@ -41,7 +41,7 @@ def task_output(service: FakeDashScope, task: Task, base_url: str) -> dict[str, 
 
 
 async def get_task(request: Request) -> Response:
-    service, task_id = fake(request), request.path_params["task_id"]
+    service, task_id = service_of(request), request.path_params["task_id"]
     outcome = service.tasks.query(await call_of(request), task_id)
     instead = await carry_out(outcome.interruption)
     if instead is not None:
@@ -56,13 +56,13 @@ async def get_task(request: Request) -> Response:
 
 
 async def cancel_task(request: Request) -> Response:
-    outcome = fake(request).tasks.cancel_call(await call_of(request), request.path_params["task_id"])
+    outcome = service_of(request).tasks.cancel_call(await call_of(request), request.path_params["task_id"])
     instead = await carry_out(outcome.interruption)
     return instead if instead is not None else reply({"request_id": new_request_id()})
 
 
 async def list_tasks(request: Request) -> Response:
-    service = fake(request)
+    service = service_of(request)
     outcome = service.tasks.list_page(await call_of(request))
     instead = await carry_out(outcome.interruption)
     if instead is not None:

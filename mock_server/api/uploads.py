@@ -10,11 +10,11 @@ from starlette.responses import Response
 from ..images import oss_error_xml
 from ..uploads import MAX_FILE_SIZE_MB, UploadRejected
 from .faults import carry_out
-from .http import call_of, fake, new_request_id, public_base_url, reply
+from .http import call_of, new_request_id, public_base_url, reply, service_of
 
 
 async def get_policy(request: Request) -> Response:
-    outcome = fake(request).files.policy_call(await call_of(request), public_base_url(request))
+    outcome = service_of(request).files.policy_call(await call_of(request), public_base_url(request))
     instead = await carry_out(outcome.interruption)
     return instead if instead is not None else reply({"request_id": new_request_id(), "data": outcome.value})
 
@@ -26,7 +26,7 @@ def _oss_error(request: Request, status: int, code: str, message: str) -> Respon
 
 async def receive_upload(request: Request) -> Response:
     """The POST form the SDK sends to upload_host; 200 with an empty body on success."""
-    service = fake(request)
+    service = service_of(request)
     limit = MAX_FILE_SIZE_MB * 1024 * 1024
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > limit + 64 * 1024:
