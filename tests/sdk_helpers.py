@@ -8,9 +8,9 @@ import io
 from datetime import datetime
 
 import httpx
-from conftest import demo_key
 from dashscope import ImageSynthesis
 from dashscope_schemas import load_catalog
+from helpers import demo_key
 from PIL import Image
 
 CATALOG = load_catalog()

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import httpx
 import pytest
-from conftest import ASYNC, PATHS, AppClient, auth, make_service, serving
+from helpers import ASYNC, PATHS, AppClient, auth, make_service, serving
 
 from mock_server.access import is_loopback
 from mock_server.app import create_app

@@ -8,8 +8,7 @@ from urllib.parse import urlsplit
 
 import dashscope_schemas as ds
 import pytest
-from conftest import ASYNC, PATHS, auth
-from helpers import API, assert_error, edit_body, png_size, t2i_body, wan_body
+from helpers import API, ASYNC, PATHS, assert_error, auth, edit_body, png_size, t2i_body, wan_body
 from PIL import Image
 
 
@@ -83,7 +82,7 @@ def test_unknown_parameters_are_ignored(client):
 
 
 def test_profile_2025_12_rejects_size_with_n_above_1():
-    from conftest import AppClient, make_service
+    from helpers import AppClient, make_service
 
     from mock_server.app import create_app
 

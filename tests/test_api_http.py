@@ -5,8 +5,7 @@ from __future__ import annotations
 
 import dashscope_schemas as ds
 import pytest
-from conftest import ASYNC, PATHS, auth, demo_key
-from helpers import API, assert_error, create, edit_body, poll, t2i_body
+from helpers import API, ASYNC, PATHS, assert_error, auth, create, demo_key, edit_body, poll, t2i_body
 
 
 def test_keys_and_regions(client):
@@ -42,7 +41,7 @@ def test_malformed_bodies_get_the_envelope_never_a_500(client, content, headers)
 
 
 def test_oversized_body_is_refused_before_it_is_read():
-    from conftest import AppClient, make_service
+    from helpers import AppClient, make_service
 
     from mock_server.app import create_app
 

@@ -6,8 +6,7 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 
 import dashscope_schemas as ds
 import pytest
-from conftest import PATHS, auth, demo_key
-from helpers import API, TIME, assert_error, create, edit_body, png_size, poll, t2i_body, wan_body
+from helpers import API, PATHS, TIME, assert_error, auth, create, demo_key, edit_body, png_size, poll, t2i_body, wan_body
 
 
 def test_task_moves_pending_running_succeeded_on_the_virtual_clock(client, service):
@@ -53,7 +52,7 @@ def test_long_prompt_is_truncated_and_orig_actual_show_it(client, service):
 
 
 def test_fast_setting_finishes_on_the_first_poll():
-    from conftest import AppClient, make_service
+    from helpers import AppClient, make_service
 
     from mock_server.app import create_app
 
@@ -67,7 +66,7 @@ def test_fast_setting_finishes_on_the_first_poll():
 
 
 def test_poll_timing_per_model_from_a_config_file(tmp_path):
-    from conftest import AppClient
+    from helpers import AppClient
 
     from mock_server.app import create_app
     from mock_server.config import Config

@@ -9,7 +9,7 @@ import threading
 from pathlib import Path
 
 import httpx
-from conftest import demo_key
+from helpers import demo_key
 
 from mock_server.cli import banner, main
 from mock_server.config import Config

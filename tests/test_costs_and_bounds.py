@@ -15,7 +15,7 @@ import threading
 
 import httpx
 import pytest
-from conftest import ASYNC, PATHS, AppClient, auth, demo_key, make_service, serving
+from helpers import ASYNC, PATHS, AppClient, auth, demo_key, make_service, serving
 from PIL import Image
 
 from mock_server import housekeeping

@@ -6,7 +6,7 @@ import json
 
 import dashscope_schemas as ds
 import pytest
-from conftest import ASYNC, PATHS, AppClient, auth, make_service
+from helpers import ASYNC, PATHS, AppClient, auth, make_service
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis_jsonschema import from_schema

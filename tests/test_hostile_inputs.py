@@ -9,7 +9,7 @@ from urllib.parse import quote
 
 import dashscope_schemas as ds
 import pytest
-from conftest import ASYNC, PATHS, AppClient, auth, demo_key, make_service
+from helpers import ASYNC, PATHS, AppClient, auth, demo_key, make_service
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dashscope_schemas as ds
 import pytest
-from conftest import ASYNC, PATHS, AppClient, auth, demo_key, make_service
+from helpers import ASYNC, PATHS, AppClient, auth, demo_key, make_service
 
 from mock_server.app import create_app
 from mock_server.domain.billing import Ledger

@@ -9,7 +9,7 @@ import textwrap
 
 import dashscope_schemas as ds
 import pytest
-from conftest import REPO
+from helpers import REPO
 from jsonschema import Draft202012Validator
 
 MESSAGES = {

@@ -6,7 +6,7 @@ import json
 
 import dashscope_schemas as ds
 import pytest
-from conftest import ASYNC, PATHS, AppClient, auth, demo_key, make_service
+from helpers import ASYNC, PATHS, AppClient, auth, demo_key, make_service
 
 from mock_server.app import create_app
 from mock_server.scenarios import ScenarioError, parse

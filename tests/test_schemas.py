@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dashscope_schemas as ds
 import pytest
-from conftest import FIXTURES, load_json
+from helpers import FIXTURES, load_json
 
 CASES = sorted((FIXTURES / "invalid").glob("*.json"))
 

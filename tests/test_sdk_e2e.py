@@ -13,10 +13,10 @@ import dashscope
 import dashscope.common.api_key as sdk_api_key
 import httpx
 import pytest
-from conftest import PATHS, demo_key, freeze
 from dashscope import ImageSynthesis, MultiModalConversation
 from dashscope.common.error import AuthenticationError
 from dashscope_schemas import load_catalog, output_size, parse_size
+from helpers import PATHS, demo_key, freeze
 from sdk_helpers import (
     EDIT_PROMPT,
     KEY_A,

@@ -13,9 +13,9 @@ from __future__ import annotations
 import httpx
 import pytest
 import requests
-from conftest import freeze
 from dashscope import ImageSynthesis, MultiModalConversation
 from dashscope_schemas import output_size
+from helpers import freeze
 from sdk_helpers import (
     CATALOG,
     EDIT_PROMPT,

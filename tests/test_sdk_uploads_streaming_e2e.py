@@ -8,9 +8,9 @@ import json
 
 import httpx
 import pytest
-from conftest import PATHS, freeze
 from dashscope import ImageSynthesis, MultiModalConversation
 from dashscope_schemas import output_size
+from helpers import PATHS, freeze
 from sdk_helpers import (
     CATALOG,
     EDIT_PROMPT,

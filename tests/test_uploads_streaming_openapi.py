@@ -7,7 +7,7 @@ import json
 
 import dashscope_schemas as ds
 import pytest
-from conftest import ASYNC, PATHS, auth, demo_key
+from helpers import ASYNC, PATHS, auth, demo_key
 from PIL import Image
 
 API = "/cn-beijing/api/v1"
