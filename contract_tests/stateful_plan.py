@@ -21,16 +21,9 @@ FAKE_EXAMPLES, FAKE_STEPS = 10, 20
 REAL_EXAMPLES, REAL_STEPS = 2, 6   # the simplest run (create, then poll) and one drawn at random
 
 
-def _cheapest(catalog: ds.Catalog, endpoint: str) -> str:
-    """The model of an endpoint with the lowest price in Beijing (unknown prices last), by name on ties."""
-    models = [m for m in catalog.models.values() if endpoint in m.endpoints]
-    return min(models, key=lambda m: (m.price_per_image.get("cn-beijing") is None, m.price_per_image.get("cn-beijing") or 0,
-                                      m.name)).name
-
-
-# Each async endpoint of the catalog and the cheap model it takes.
-CHOICES = tuple((name, _cheapest(ds.load_catalog(), name)) for name, e in ds.load_catalog().generation_endpoints.items()
-                if e.is_async)
+# The async endpoints of the catalog: the machine creates tasks on each (with the first model, in
+# catalog order, that the run allows; see async_choices).
+ASYNC_ENDPOINTS = tuple(name for name, e in ds.load_catalog().generation_endpoints.items() if e.is_async)
 PROMPTS = ("a red kite over a green hill", "a lighthouse on a cliff at dusk, watercolour", "一只橘猫在窗台上")
 # Clock moves: mostly within and around the default phase lengths (1 s pending, 15 s running;
 # 50 s for wan2.5; the edges just either side, not on them, so a replay sees the same), one in
@@ -58,11 +51,16 @@ IMAGE = st.sampled_from([(640, 480), (480, 640), (512, 512)])
 
 
 def async_choices(contract: Any) -> list[tuple[str, str]]:
-    """(endpoint, model) of CHOICES that the profile, the region and DASHSCOPE_CONTRACT_MODELS allow."""
+    """(endpoint, model) for each async endpoint: the first model of the catalog serving it that the
+    profile, the region and DASHSCOPE_CONTRACT_MODELS allow (endpoints with none are left out)."""
     catalog, region, only = contract.catalog, contract.target.region, contract.settings.models
-    return [(endpoint, name) for endpoint, name in CHOICES
-            if endpoint in catalog.generation_endpoints and catalog.model(name) is not None and (not only or name in only)
-            and endpoint in catalog.model(name).endpoints and region in catalog.model(name).regions]
+    choices = []
+    for endpoint in ASYNC_ENDPOINTS:
+        model = next((m.name for m in catalog.models.values()
+                      if endpoint in m.endpoints and region in m.regions and (not only or m.name in only)), None)
+        if endpoint in catalog.generation_endpoints and model is not None:
+            choices.append((endpoint, model))
+    return choices
 
 
 @dataclass

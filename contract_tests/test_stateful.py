@@ -50,9 +50,9 @@ from .flow import status_of
 from .requests import body_for, headers_for, oracle, sample_image
 from .stateful_plan import (
     ALL_ENDED,
+    ASYNC_ENDPOINTS,
     CANCEL_AGES,
     CHOICE,
-    CHOICES,
     CLOCK_MOVES,
     EDGE,
     EFFECTS,
@@ -357,7 +357,7 @@ class TaskMachine(RuleBasedStateMachine):
 
 def test_task_state_machine(contract):
     if not async_choices(contract):
-        pytest.skip(f"none of {', '.join(m for _, m in CHOICES)} is served here (profile, region, models)")
+        pytest.skip(f"no model of {', '.join(ASYNC_ENDPOINTS)} is served here (profile, region, models)")
     shared = {"created": 0, "planted": [], "exhausted": False}
     fake = contract.target.admin is not None
     run_settings = settings(
