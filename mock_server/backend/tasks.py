@@ -34,6 +34,8 @@ _LIST_TIME = re.compile(LIST_TIME_PATTERN)
 # way (enough to keep up with what it adds), the background sweep SWEEP_BATCH between yields.
 REQUEST_SWEEP = 64
 SWEEP_BATCH = 500
+
+
 def format_time(epoch: float) -> str:
     """YYYY-MM-DD HH:mm:ss.SSS"""
     return datetime.fromtimestamp(epoch, SERVICE_TZ).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
