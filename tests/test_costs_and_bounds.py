@@ -160,14 +160,14 @@ def test_huge_scenario_delays_are_just_never():
 # --- bounded resources ------------------------------------------------------------------------------
 
 
-def test_a_body_that_stops_arriving_is_a_400_after_the_read_timeout():
-    service = make_service(read_timeout_seconds=0.05)
-    app = create_app(service=service)
+def _stalled(path: str, headers: list[tuple[bytes, bytes]], first_chunk: bytes) -> list[dict]:
+    """What the app sends a client that sends the head and `first_chunk` of the body, then nothing."""
+    app = create_app(service=make_service(read_timeout_seconds=0.05))
     sent: list[dict] = []
-    stalled = asyncio.Event()  # never set: the client sends half a body, then nothing
+    stalled = asyncio.Event()  # never set
 
     async def run():
-        messages = iter([{"type": "http.request", "body": b'{"model": "qwen', "more_body": True}])
+        messages = iter([{"type": "http.request", "body": first_chunk, "more_body": True}])
 
         async def receive():
             try:
@@ -179,15 +179,28 @@ def test_a_body_that_stops_arriving_is_a_400_after_the_read_timeout():
             sent.append(message)
 
         scope = {"type": "http", "http_version": "1.1", "method": "POST", "scheme": "http", "server": ("t", 80),
-                 "client": ("127.0.0.1", 1), "path": API + PATHS["text2image"], "raw_path": b"", "root_path": "",
-                 "query_string": b"", "headers": [(b"authorization", f"Bearer {demo_key()}".encode()),
-                                                  (b"content-type", b"application/json"), (b"x-dashscope-async", b"enable")]}
+                 "client": ("127.0.0.1", 1), "path": path, "raw_path": b"", "root_path": "", "query_string": b"",
+                 "headers": headers}
         await app(scope, receive, send)
 
     asyncio.run(run())
+    return sent
+
+
+def test_a_body_that_stops_arriving_is_a_400_after_the_read_timeout():
+    sent = _stalled(API + PATHS["text2image"], [(b"authorization", f"Bearer {demo_key()}".encode()),
+                                                (b"content-type", b"application/json"), (b"x-dashscope-async", b"enable")],
+                    b'{"model": "qwen')
     assert sent[0]["status"] == 400
     body = json.loads(sent[1]["body"])
     assert body["code"] == "InvalidParameter" and "not received within" in body["message"]
+
+
+def test_an_upload_form_that_stops_arriving_is_an_oss_request_timeout():
+    sent = _stalled("/__oss-upload", [(b"content-type", b"multipart/form-data; boundary=x")],
+                    b'--x\r\nContent-Disposition: form-data; name="key"\r\n\r\nabc')
+    assert sent[0]["status"] == 400
+    assert b"<Code>RequestTimeout</Code>" in sent[1]["body"]
 
 
 def test_a_connection_that_never_completes_its_request_head_is_closed():

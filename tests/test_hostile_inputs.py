@@ -290,3 +290,12 @@ def test_every_route_answers_hostile_values_with_a_4xx_and_keeps_what_it_stored(
         return
     assert FUZZ_CLIENT_SERVICE.store.get(task_id) is not None
     assert_intact(client, task_id)
+
+
+@pytest.mark.parametrize("declared", ["²".encode(), b"9" * 5000, b"1e3"])
+def test_upload_host_with_a_content_length_that_is_not_a_decimal_is_an_oss_error(served, declared):
+    client, _, task_id = served
+    response = client.post("/__oss-upload", content=b"--x--\r\n",
+                           headers={"Content-Type": "multipart/form-data; boundary=x", "Content-Length": declared})
+    assert_oss_error(response, 400, "InvalidArgument")
+    assert_intact(client, task_id)

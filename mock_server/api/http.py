@@ -46,18 +46,23 @@ def public_base_url(request: Request) -> str:
     return f"{request.url.scheme}://{request.headers.get('host') or request.url.netloc}"
 
 
+def declared_length(request: Request) -> int | None:
+    """The Content-Length a request declares (None: none), read by the one decimal parser;
+    parse.BadInput when it is not a decimal."""
+    declared = request.headers.get("content-length")
+    return None if declared is None else parse.decimal(declared.strip())
+
+
 async def read_body(request: Request, limit: int, timeout: float) -> bytes:
     """The whole body, or a 400: over `limit` bytes, or not all received within `timeout` seconds
     (a client that stops sending must not hold a connection and its buffer for ever)."""
     catalog = service_of(request).catalog
-    declared = request.headers.get("content-length")
-    if declared is not None:
-        try:
-            size = parse.decimal(declared.strip())
-        except parse.BadInput as bad:
-            raise invalid_parameter(catalog, "Content-Length", str(bad)) from None
-        if size > limit:
-            raise invalid_parameter(catalog, "body", f"larger than {limit} bytes")
+    try:
+        size = declared_length(request)
+    except parse.BadInput as bad:
+        raise invalid_parameter(catalog, "Content-Length", str(bad)) from None
+    if size is not None and size > limit:
+        raise invalid_parameter(catalog, "body", f"larger than {limit} bytes")
     chunks: list[bytes] = []
     received = 0
     try:
