@@ -117,7 +117,7 @@ def bench_sweep(count: int = 50_000) -> tuple[float, float]:
         asyncio.run(housekeeping.sweep_all(service))
     finally:
         gc.enable()
-    return max(batches), time.perf_counter() - start  # noqa: B023 (start is set before the try)
+    return max(batches), time.perf_counter() - start
 
 
 def bench_check_request(rounds: int = 2000) -> tuple[float, float]:

@@ -10,6 +10,7 @@ from starlette.routing import Route
 
 from . import housekeeping, parse
 from .api.http import public_base_url, read_body, service_of
+from .backend.tasks import format_time
 from .clock import ControllableClock
 from .errors import DashScopeError
 from .scenarios import ScenarioError
@@ -17,8 +18,6 @@ from .service import FakeDashScope
 
 
 def _clock_state(request: Request) -> dict[str, Any]:
-    from .backend.tasks import format_time
-
     clock = service_of(request).clock
     now = clock.now()
     return {"now": now, "service_time": format_time(now), "frozen": bool(getattr(clock, "frozen", False))}
@@ -113,7 +112,7 @@ async def free_tier_only(request: Request) -> JSONResponse:
     account = data.get("account") if isinstance(data, dict) else None
     if not isinstance(account, str) or account not in accounts or not isinstance(data.get("enabled"), bool):
         raise DashScopeError(400, "InvalidParameter", f'body must be {{"account": one of {sorted(accounts)}, "enabled": true|false}}')
-    (service.ledger.free_tier_only.add if data["enabled"] else service.ledger.free_tier_only.discard)(data["account"])
+    (service.ledger.free_tier_only.add if data["enabled"] else service.ledger.free_tier_only.discard)(account)
     return JSONResponse({"free_tier_only": sorted(service.ledger.free_tier_only)})
 
 

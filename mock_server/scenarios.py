@@ -20,7 +20,6 @@ from jsonschema.exceptions import best_match
 from . import effects
 
 SCENARIO_HEADER = "x-dashscope-mock-scenario"
-MATCH_KEYS = ("endpoint", "model", "region", "api_key", "prompt_contains")
 
 
 class ScenarioError(ValueError):

@@ -24,6 +24,8 @@ class FileBackend:
 
     def __init__(self, service: FakeDashScope):
         self.service = service
+        # The result route of the catalog, without its :path converter, ready to format.
+        self._result_path = _RESULT_PATH_CONVERTER.sub("}", service.catalog.endpoints["download"].path)
 
     def policy_call(self, call: Call, base_url: str) -> Outcome[dict[str, Any]]:
         """GET /uploads?action=getPolicy&model=M: who calls, the action, the scenario, the policy."""
@@ -38,15 +40,14 @@ class FileBackend:
 
     def result_url(self, base_url: str, image_id: str, expires: float) -> str:
         object_path = f"{RESULT_PREFIX}{image_id}.png"
-        path = _RESULT_PATH_CONVERTER.sub("}", self.service.catalog.endpoints["download"].path)  # the route, without :path
-        path = path.format(bucket=images.RESULT_BUCKET, object_path=object_path)
+        path = self._result_path.format(bucket=images.RESULT_BUCKET, object_path=object_path)
         return f"{base_url}{path}?{self.service.signer.query(object_path, int(expires))}"
 
     def result_png(self, object_path: str, query: dict[str, str]) -> bytes | tuple[int, str, str]:
         """The PNG, or (status, OSS code, message) when the URL is not good (now)."""
         now = self.service.clock.now()
         problem = self.service.signer.check(object_path, query.get("Expires"), query.get("OSSAccessKeyId"),
-                                    query.get("Signature"), now)
+                                            query.get("Signature"), now)
         if problem:
             return (403, *problem)
         image_id = object_path.removeprefix(RESULT_PREFIX).removesuffix(".png")
