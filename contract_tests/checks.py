@@ -148,10 +148,19 @@ def invalid_request_rejected(ctx, exchange, expect):
                           actual=f"{exchange.status} {exchange.code or ''}".strip())
 
 
+# The service's own texts name their field in words (observations size-messages, n-must-be-1 ...).
+_FIELDS_OF_SERVICE_TEXTS = {"The size does not match": "parameters.size", "Image area must be": "parameters.size",
+                            "num_images_per_prompt": "parameters.n", "Model not exist": "model", "messages length": "input.messages",
+                            "No messages found": "input.messages", "The provided URL": "input image", "url error": "model"}
+
+
 def _field_named_in(message: str) -> str | None:
-    head = message.split(":", 1)[0].strip()
-    return head if head and " " not in head and (head.startswith(("parameters", "input", "model"))) else (
-        "model" if "Model not exist" in message else None)
+    """The field a refusal names: the fake's texts start with it ("parameters.n must be ..."),
+    the service's name it in words."""
+    head = message.split(" ", 1)[0].rstrip(":").strip()
+    if head.startswith(("parameters", "input", "model")):
+        return head
+    return next((field for text, field in _FIELDS_OF_SERVICE_TEXTS.items() if message.startswith(text)), None)
 
 
 # --- what a success holds ------------------------------------------------------------------------

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
+from dashscope_schemas import Endpoint
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
@@ -35,13 +37,15 @@ _HANDLERS = {"task-query": tasks.get_task, "task-cancel": tasks.cancel_task, "ta
              "upload-policy": uploads.get_policy, "upload": uploads.receive_upload, "download": results.download}
 
 
-def _routes(service: FakeDashScope) -> list[Route]:
-    """The catalog's endpoints as routes, then what is the fake's own (OpenAPI, control)."""
-    routes = []
+def _routes(service: FakeDashScope) -> tuple[list[Route], dict[Any, Endpoint]]:
+    """The catalog's endpoints as routes, then what is the fake's own (OpenAPI, control); and
+    which endpoint each handler serves (what the route's answers look like depends on it)."""
+    routes, endpoint_of_handler = [], {}
     for endpoint in service.catalog.endpoints.values():
         handler = generation.handler_for(endpoint) if endpoint.generates else _HANDLERS[endpoint.name]
         routes.append(Route((API if endpoint.under_api else "") + endpoint.path, handler, methods=[endpoint.method]))
-    return [*routes, Route("/openapi.json", _openapi, methods=["GET"]), *admin.routes]
+        endpoint_of_handler[handler] = endpoint
+    return [*routes, Route("/openapi.json", _openapi, methods=["GET"]), *admin.routes], endpoint_of_handler
 
 
 async def _openapi(request: Request) -> Response:
@@ -50,18 +54,23 @@ async def _openapi(request: Request) -> Response:
 
 async def _dashscope_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, DashScopeError)
-    return error_reply(exc)
+    return error_reply(exc, request)
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
+    under_api = request.url.path.startswith(API) or request.scope["path"].startswith(API)
     if exc.status_code == 405:
-        # A known path with a method it does not take: 405, with the methods it does take.
-        error = DashScopeError(405, "MethodNotAllowed", f"{request.method} is not allowed here", dict(exc.headers or {}))
+        if under_api:  # the service's words for a wrong method on an API path (observation wrong-method)
+            wire = service_of(request).catalog.error("method_not_supported")
+            method = request.method if request.method.isalpha() else "?"
+            return error_reply(DashScopeError(wire["status"], wire["code"], wire["message"].format(method=method[:16])), request)
+        # The fake's own hosts: 405, with the methods the path does take.
+        error = DashScopeError(405, "MethodNotAllowed", f"{request.method[:16]} is not allowed here", dict(exc.headers or {}))
         return error_reply(error)
-    if request.url.path.startswith(API) or request.scope["path"].startswith(API):
+    if under_api:
         # The service answers an unknown path under /api/v1 as a bad URL.
-        return error_reply(DashScopeError.from_catalog(service_of(request).catalog, "url_error"))
+        return error_reply(DashScopeError.from_catalog(service_of(request).catalog, "url_error"), request)
     return JSONResponse({"request_id": new_request_id(), "code": "NotFound", "message": f"{request.url.path} is not served here"},
                         status_code=exc.status_code)
 
@@ -69,7 +78,7 @@ async def _http_error(request: Request, exc: Exception) -> Response:
 async def _unexpected(request: Request, exc: Exception) -> Response:
     # A bug in the fake, never bad input: still the envelope, and loudly in the log.
     log.exception("unexpected error in the fake")
-    return error_reply(DashScopeError.from_catalog(service_of(request).catalog, "internal_error"))
+    return error_reply(DashScopeError.from_catalog(service_of(request).catalog, "internal_error"), request)
 
 
 class _FakeApp(Starlette):
@@ -83,8 +92,9 @@ def create_app(config: Config | None = None, *, store: Store | None = None, cloc
                service: FakeDashScope | None = None) -> Starlette:
     service = service or FakeDashScope(config or Config.load(), store=store, clock=clock)
     region_urls = {name: info["base_url"] for name, info in service.catalog.regions.items()}
+    routes, endpoint_of_handler = _routes(service)
     app = _FakeApp(
-        routes=_routes(service),
+        routes=routes,
         middleware=[Middleware(RegionRouter, region_base_urls=region_urls, default_region=service.config.default_region),
                     # Inside the region router: /cn-beijing/__admin is the control API too.
                     Middleware(ControlGate, admin_token=service.config.admin_token)],
@@ -92,4 +102,5 @@ def create_app(config: Config | None = None, *, store: Store | None = None, cloc
         lifespan=housekeeping.lifespan,
     )
     app.state.service = service
+    app.state.endpoint_of_handler = endpoint_of_handler
     return app

@@ -29,6 +29,7 @@ class Config:
     keys_file: str | None
     task_ttl: float
     url_ttl: float
+    sync_url_ttl: float
     max_body_bytes: int
     signing_secret: str
     timing: dict[str, Any] = field(repr=False)
@@ -36,6 +37,7 @@ class Config:
     scenarios: list[Any] = field(default_factory=list, repr=False)
     read_timeout: float = 30.0
     admin_token: str | None = field(default=None, repr=False)
+    max_upload_mb: int = 100
 
     def timing_for(self, model: str) -> Timing:
         return Timing.from_data(self.timing.get("models", {}).get(model) or self.timing["default"])
@@ -53,6 +55,7 @@ class Config:
         config = cls(
             profile=data["profile"], default_region=data["default_region"], keys_file=data.get("keys_file"),
             task_ttl=float(data["task_ttl_seconds"]), url_ttl=float(data["url_ttl_seconds"]),
+            sync_url_ttl=float(data["sync_url_ttl_seconds"]), max_upload_mb=int(data["max_upload_mb"]),
             max_body_bytes=int(data["max_body_bytes"]),
             # No configured secret: a random one per instance, so nobody who merely knows an image
             # id (or read this package) can mint a valid result or upload URL.
@@ -64,6 +67,8 @@ class Config:
         )
         if not 0 < config.read_timeout <= 3600:
             raise ValueError("read_timeout_seconds must be in (0, 3600]")
+        if not 1 <= config.max_upload_mb <= 1024:
+            raise ValueError("max_upload_mb must be in [1, 1024]")
         if float(config.rate_limits.get("scale", 1.0)) <= 0:
             raise ValueError("rate_limits.scale must be positive")
         config.timing_for("")  # fail at start, not on the first request, if the timing is malformed

@@ -76,7 +76,8 @@ EFFECTS: dict[str, EffectKind] = {kind.name: kind for kind in (
     EffectKind("task_failed", _ERROR_FIELDS, GENERATION, failure="internal_error", fails_in_stream=True),
     EffectKind("partial_failure", {"failed": {"type": "integer", "minimum": 1}, **_ERROR_FIELDS}, GENERATION,
                failure="internal_timeout", fails_in_stream=True),
-    EffectKind("output_moderation", {}, GENERATION, failure="data_inspection_failed", fails_in_stream=True),
+    # The output side of moderation, in its own words (observation moderation-input-output).
+    EffectKind("output_moderation", {}, GENERATION, failure="output_inspection_failed", fails_in_stream=True),
     EffectKind("reject", {**_ERROR_FIELDS, "status": {"type": "integer", "minimum": 100, "maximum": 599}}, ANY,
                constraint={"anyOf": [{"required": ["error"]}, {"required": ["status", "code", "message"]}]},
                hint="reject takes an error (a key of error-codes.json) or status, code and message",

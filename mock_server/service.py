@@ -40,7 +40,8 @@ class FakeDashScope:
         self.keys = keys or load_keys(config.keys_file)
         self.signer = images.UrlSigner(config.signing_secret.encode("utf-8"))
         self.uploader = Uploader(config.signing_secret.encode("utf-8") + b"/uploads", self.signer.access_key_id,
-                                 upload_path=self.catalog.endpoints["upload"].path)
+                                 upload_path=self.catalog.endpoints["upload"].path,
+                                 max_file_bytes=config.max_upload_mb * 1024 * 1024)
         self.new_id = new_id
         self.scenarios = ScenarioBook(self.catalog)
         self.limiter = RateLimiter(config.rate_limits.get("scale", 1.0))

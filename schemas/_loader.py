@@ -15,6 +15,8 @@ from typing import Any
 
 DEFAULT_PROFILE = "current"
 _SCHEMA_SUFFIX = ".schema.json"
+# Schemas of the kit's own data files, not of API messages.
+_DATA_SCHEMAS = ("catalog", "observations")
 
 
 def _package_files() -> Traversable:
@@ -29,9 +31,9 @@ def read_json(relative_path: str) -> Any:
 
 @lru_cache(maxsize=1)
 def schema_names() -> tuple[str, ...]:
-    """Every message schema by name (file name without .schema.json), the catalog's own schema excluded."""
+    """Every message schema by name (file name without .schema.json); the data files' own schemas excluded."""
     names = [p.name[: -len(_SCHEMA_SUFFIX)] for p in _package_files().iterdir() if p.name.endswith(_SCHEMA_SUFFIX)]
-    return tuple(sorted(n for n in names if n not in ("catalog",)))
+    return tuple(sorted(n for n in names if n not in _DATA_SCHEMAS))
 
 
 @lru_cache(maxsize=1)
@@ -80,7 +82,7 @@ def raw_catalog(profile: str = DEFAULT_PROFILE) -> dict[str, Any]:
 
 @cache
 def _raw_schema(name: str, profile: str) -> dict[str, Any]:
-    if name not in schema_names() and name != "catalog":
+    if name not in schema_names() and name not in _DATA_SCHEMAS:
         raise KeyError(f"unknown schema {name!r}; known: {', '.join(schema_names())}")
     schema: dict[str, Any] = read_json(f"{name}{_SCHEMA_SUFFIX}")
     for info in _profile_chain(profile):

@@ -25,7 +25,10 @@ class Endpoint:
     summary: str
     statuses: frozenset[int]  # documented answers, success included
     mode: str | None = None  # generation endpoints: "sync" or "async"
-    async_header: str | None = None  # generation endpoints: X-DashScope-Async "required" or "ignored"
+    async_header: str | None = None  # generation endpoints: X-DashScope-Async "required" or "refused"
+    request_id_headers: tuple[str, ...] = ()  # response headers that repeat the body's request_id
+    content_type: str = "application/json"
+    evidence: tuple[str, ...] = ()  # observations (observations.json) this route follows
     request_schema: str | None = None
     response_schema: str | None = None
     prompt_path: str | None = None
@@ -57,7 +60,9 @@ class Endpoint:
 
     @classmethod
     def from_data(cls, name: str, data: dict[str, Any]) -> Endpoint:
-        return cls(name=name, statuses=frozenset(data["statuses"]), **{k: v for k, v in data.items() if k != "statuses"})
+        rest = {k: v for k, v in data.items() if k not in ("statuses", "evidence", "request_id_headers")}
+        return cls(name=name, statuses=frozenset(data["statuses"]), evidence=tuple(data.get("evidence", ())),
+                   request_id_headers=tuple(data.get("request_id_headers", ())), **rest)
 
 
 @dataclass(frozen=True)
@@ -130,6 +135,7 @@ class Model:
     is_async: bool  # served by an asynchronous (task) endpoint
     is_sync: bool   # served by the synchronous endpoint
     entry: dict[str, Any] = field(repr=False, compare=False)  # the resolved catalog entry as data
+    evidence: tuple[str, ...] = ()  # observations (observations.json) the entry follows
 
     @property
     def size_rule_name(self) -> str:
@@ -212,6 +218,7 @@ def _build_model(name: str, entry: dict[str, Any], size_rules: dict[str, SizeRul
         free_quota_images=entry["free_quota_images"],
         cross_rules=tuple(CrossRule.from_data(rule) for rule in entry["cross_rules"]),
         sources=tuple(entry["sources"]),
+        evidence=tuple(entry.get("evidence", ())),
         is_async=any(endpoints[e].is_async for e in entry["endpoints"]),
         is_sync=any(endpoints[e].is_sync_generation for e in entry["endpoints"]),
         entry=entry,

@@ -88,12 +88,14 @@ class _Context:
         self.model: Model | None = None
         self.images: list[InputImage] = []
 
-    def violation(self, rule: str, path: str, reason: str, error: str = "invalid_parameter") -> Violation:
+    def violation(self, rule: str, path: str, reason: str, error: str = "invalid_parameter", said: str | None = None) -> Violation:
+        """A broken rule. Entries of the error table with a fixed text answer with it; the generic
+        InvalidParameter one names nothing, so the fake says which field and which limit, short,
+        like the service's own texts ("parameters.n must be at most 6 for ...")."""
         wire = self.catalog.error(error)
         message = wire["message"]
         if error == "invalid_parameter":
-            # The generic message names nothing; say which field and which rule, as users need.
-            message = f"{path}: {reason} (rule: {rule})" if path else f"{reason} (rule: {rule})"
+            message = said or (f"{path} {reason}" if path else reason)
         return Violation(rule, path, reason, error, wire["status"], wire["code"], message)
 
 
@@ -115,17 +117,24 @@ def _texts_and_images(ctx: _Context) -> tuple[Any, Any, list[Any]]:
 
 
 def check_async_header(ctx: _Context) -> list[Violation]:
-    if ctx.endpoint.async_header == "required" and ctx.headers.get("x-dashscope-async", "").lower() != "enable":
+    """The gateway's first check: an async-only endpoint needs X-DashScope-Async: enable, a
+    sync-only one refuses it (403 either way; observation async-header-on-sync)."""
+    asks_async = ctx.headers.get("x-dashscope-async", "").lower() == "enable"
+    if ctx.endpoint.async_header == "required" and not asks_async:
         return [ctx.violation("async-header", "X-DashScope-Async", "this endpoint is asynchronous only", "sync_not_supported")]
+    if ctx.endpoint.async_header == "refused" and asks_async:
+        return [ctx.violation("async-header", "X-DashScope-Async", "this endpoint is synchronous only", "async_not_supported")]
     return []
 
 
 def check_model_exists(ctx: _Context) -> list[Violation]:
     if not isinstance(ctx.body, dict):
-        return [ctx.violation("body-object", "", "the request body must be a JSON object")]
+        return [ctx.violation("body-object", "", "the request body must be a JSON object", "body_invalid")]
     name = ctx.body.get("model")
-    if not isinstance(name, str) or not name:
-        return [ctx.violation("model-required", "model", "model is required and must be a string")]
+    if name is None or name == "":
+        return [ctx.violation("model-required", "model", "is required", "missing_model")]
+    if not isinstance(name, str):
+        return [ctx.violation("model-required", "model", "must be a string")]
     model = ctx.catalog.model(name)
     if model is None or (ctx.region is not None and ctx.region not in model.regions):
         return [ctx.violation("model-exists", "model", f"no model named {name!r} here", "model_not_exist")]
@@ -136,16 +145,20 @@ def check_model_exists(ctx: _Context) -> list[Violation]:
 def check_endpoint(ctx: _Context) -> list[Violation]:
     assert ctx.model is not None
     if ctx.endpoint_name not in ctx.model.endpoints:
+        # A synchronous-only model asked for a task is refused as an async call (403); any other
+        # model on a route that does not serve it is a "url error" (observations
+        # async-header-on-sync, url-error-message).
+        asks_async = ctx.headers.get("x-dashscope-async", "").lower() == "enable"
+        error = "async_not_supported" if asks_async and not ctx.model.is_async else "url_error"
         return [ctx.violation("model-endpoint", "model",
-                              f"{ctx.model.name} is served by {', '.join(ctx.model.endpoints)}, not {ctx.endpoint_name}",
-                              "url_error")]
+                              f"{ctx.model.name} is served by {', '.join(ctx.model.endpoints)}, not {ctx.endpoint_name}", error)]
     return []
 
 
 def check_schema(ctx: _Context) -> list[Violation]:
     assert ctx.endpoint.request_schema is not None
     issues = validate(ctx.body, ctx.endpoint.request_schema, ctx.catalog.profile)
-    return [ctx.violation("schema", issue.path, issue.reason) for issue in issues[:1]]
+    return [ctx.violation("schema", issue.path, issue.reason, issue.error or "invalid_parameter", issue.said) for issue in issues[:1]]
 
 
 def check_model_rules(ctx: _Context) -> list[Violation]:
@@ -156,21 +169,28 @@ def check_model_rules(ctx: _Context) -> list[Violation]:
 
     n = params.get("n")
     if n is not None and not model.n.min <= n <= model.n.max:
-        found.append(ctx.violation("n-range", "parameters.n",
-                                   f"{n} is outside [{model.n.min}, {model.n.max}] for {model.name}"))
+        # A model that makes one image says so in the service's words (observation n-must-be-1).
+        found.append(ctx.violation("n-range", "parameters.n", f"must be between {model.n.min} and {model.n.max} for {model.name}",
+                                   "n_must_be_1" if model.n.max == 1 else "invalid_parameter"))
 
     if "size" in model.parameters and "size" in params:
         size = parse_size(params["size"])
         assert size is not None  # the schema's pattern guarantees it
         why = model.size_rule.violation(size)
         if why:
-            found.append(ctx.violation("size-rule", "parameters.size", f"{params['size']} {why} for {model.name}"))
+            found.append(ctx.violation("size-rule", "parameters.size", f"{why} for {model.name}",
+                                       said=model.size_rule.service_message(size)))
 
     _, _, images = _texts_and_images(ctx)
     limits = model.input_images
     if not limits.min <= len(images) <= limits.max:
-        found.append(ctx.violation("image-count", ctx.endpoint.images_path or "input",
-                                   f"{len(images)} input images; {model.name} takes {limits.min} to {limits.max}"))
+        if limits.max == 0:
+            said = f"{model.name} takes no input images"
+        elif len(images) > limits.max:
+            said = f"at most {limits.max} input images for {model.name}, not {len(images)}"
+        else:
+            said = f"at least {limits.min} input image{'s' if limits.min > 1 else ''} for {model.name}"
+        found.append(ctx.violation("image-count", ctx.endpoint.images_path or "input", said, said=said))
     for index, ref in enumerate(images):
         found.extend(_check_image_ref(ctx, index, ref, limits))
 
@@ -185,26 +205,26 @@ def check_model_rules(ctx: _Context) -> list[Violation]:
 
 
 def _check_image_ref(ctx: _Context, index: int, ref: str, limits: ImageLimits) -> list[Violation]:
-    path = f"{ctx.endpoint.images_path}[{index}]"
+    path = f"input image {index + 1}"
     if ref.startswith(_REMOTE_SCHEMES):
         ctx.images.append(InputImage(ref))
         return []
     match = _DATA_URI.match(ref)
     if not match:
-        return [ctx.violation("image-url", path, "not an http(s) URL, oss:// key or base64 data URI", "invalid_url")]
+        return [ctx.violation("image-url", path, "is not an http(s) URL, an oss:// key or a base64 data URI", "image_url_invalid")]
     mime = (match.group("mime") or "").lower()
     fmt = _MIME_FORMATS.get(mime.partition("/")[2])
     if not mime.startswith("image/") or fmt is None or not any(_MIME_FORMATS.get(f) == fmt for f in limits.formats):
-        return [ctx.violation("image-format", path, f"{mime or 'no type'} is not one of {', '.join(limits.formats)}")]
+        return [ctx.violation("image-format", path, f"must be one of {', '.join(limits.formats)}, not {mime[:40] or 'untyped'}")]
     payload = match.group("data")
     if len(payload) * 3 // 4 > limits.max_bytes + 3:
-        return [ctx.violation("image-bytes", path, f"larger than {limits.max_bytes} bytes", "image_too_large")]
+        return [ctx.violation("image-bytes", path, f"is larger than {limits.max_bytes} bytes", "image_too_large")]
     try:
         data = base64.b64decode(payload, validate=True)
     except (binascii.Error, ValueError):
-        return [ctx.violation("image-base64", path, "the data URI is not valid base64")]
+        return [ctx.violation("image-base64", path, "is not valid base64")]
     if len(data) > limits.max_bytes:
-        return [ctx.violation("image-bytes", path, f"larger than {limits.max_bytes} bytes", "image_too_large")]
+        return [ctx.violation("image-bytes", path, f"is larger than {limits.max_bytes} bytes", "image_too_large")]
     ctx.images.append(InputImage(ref, data, mime))
     return []
 

@@ -62,6 +62,11 @@ class SizeRule:
         """Why `size` breaks the rule, or None when the rule accepts it."""
         return None
 
+    def service_message(self, size: Size) -> str | None:
+        """The real service's own words for a size this rule refuses, where they were observed
+        (observations.json size-messages); None: the fake says it with violation()."""
+        return None
+
     def output(self, requested: Size | None, last_input: Size | None) -> Size:
         """The width and height of the images a request makes. requested: the request's size
         (already known to satisfy the rule), or None; last_input: the last input image's
@@ -94,6 +99,9 @@ class FixedSizes(SizeRule):
     def violation(self, size: Size) -> str | None:
         return None if format_size(size) in self.sizes else f"must be one of {', '.join(self.sizes)}"
 
+    def service_message(self, size: Size) -> str | None:
+        return None if format_size(size) in self.sizes else f"The size does not match the allowed size {','.join(self.sizes)}."
+
     def edge_sizes(self) -> tuple[list[str], list[str]]:
         return list(self.sizes), ["1024*1000"]
 
@@ -108,7 +116,7 @@ class PerSide(SizeRule):
 
     def violation(self, size: Size) -> str | None:
         lo, hi = self.min, self.max
-        return None if lo <= size[0] <= hi and lo <= size[1] <= hi else f"width and height must each be in [{lo}, {hi}]"
+        return None if lo <= size[0] <= hi and lo <= size[1] <= hi else f"must have width and height between {lo} and {hi}"
 
     def _from_aspect(self, aspect: float, pixels: int) -> Size:
         width, height = super()._from_aspect(aspect, pixels)
@@ -145,10 +153,17 @@ class TotalPixels(SizeRule):
 
     def violation(self, size: Size) -> str | None:
         if not self.min_pixels <= size[0] * size[1] <= self.max_pixels:
-            return f"width*height must be between {self.min_pixels} and {self.max_pixels} pixels"
+            return f"must have between {self.min_pixels} and {self.max_pixels} pixels (width*height)"
         if self.aspect and not self.aspect.allows(size):
-            return f"aspect ratio width/height must be between {self.aspect.min:g} and {self.aspect.max:g}"
+            return f"must have an aspect ratio (width/height) between {self.aspect.min:g} and {self.aspect.max:g}"
         return None
+
+    def service_message(self, size: Size) -> str | None:
+        width, height = size
+        if self.min_pixels <= width * height <= self.max_pixels:
+            return None
+        return (f"Image area must be between {self.min_pixels} and {self.max_pixels} pixels. "
+                f"Got area={width * height} (width={width}, height={height}).")
 
     def _from_aspect(self, aspect: float, pixels: int) -> Size:
         step = self.round_to or 16

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import cache
-from typing import Any
+from typing import Any, cast
 
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError, best_match
 
 from ._loader import DEFAULT_PROFILE, cached_schema
+from .evidence import evidence_in
 
 
 @dataclass(frozen=True)
@@ -18,6 +20,9 @@ class ValidationIssue:
     path: str     # where in the document, e.g. "output.results[0].url" ("" is the document itself)
     reason: str   # what is wrong, in jsonschema's words
     keyword: str  # the schema keyword that failed: "required", "type", "pattern" ...
+    evidence: tuple[str, ...] = ()  # observations (observations.json) the failing part of the schema follows
+    said: str = ""                  # the same, told as a client of the service is told (no value, no regex)
+    error: str | None = None        # the error-table entry a schema node names for this failure
 
     def __str__(self) -> str:
         return f"{self.path or '<document>'}: {self.reason}"
@@ -58,13 +63,38 @@ def _leaf(error: ValidationError) -> ValidationError:
     return error
 
 
+def _evidence_along(root: Any, schema_path: Iterable[Any]) -> tuple[str, ...]:
+    """The observations cited (x-evidence) by every schema node on the way to a failing keyword.
+    Schemas are bundled, so a $ref met on the way is a local pointer ('#/$defs/...'), followed here."""
+    found: list[str] = []
+    node: Any = root
+    for part in schema_path:
+        try:
+            if part == "$ref" and isinstance(node, dict) and isinstance(node.get("$ref"), str):
+                target: Any = root
+                for step in node["$ref"].removeprefix("#/").split("/"):
+                    target = target[step] if step else target
+                node = target
+            else:
+                node = node[part]
+        except (KeyError, IndexError, TypeError):
+            break
+        found.extend(i for i in evidence_in(node) if i not in found)
+    return tuple(found)
+
+
 def validate(instance: Any, name: str, profile: str = DEFAULT_PROFILE) -> list[ValidationIssue]:
     """Every problem of `instance` against schema `name` in `profile`; an empty list means valid."""
-    errors = sorted(validator_for(name, profile).iter_errors(instance), key=lambda e: list(map(str, e.absolute_path)))
+    validator = validator_for(name, profile)
+    errors = sorted(validator.iter_errors(instance), key=lambda e: list(map(str, e.absolute_path)))
     issues = []
     for error in errors:
         leaf = _leaf(error)
-        issues.append(ValidationIssue(format_path(leaf.absolute_path), _bounded(leaf.message), str(leaf.validator)))
+        evidence = _evidence_along(validator.schema, error.absolute_schema_path)
+        evidence += tuple(i for i in _evidence_along(validator.schema, leaf.absolute_schema_path) if i not in evidence)
+        said, key = plain_message(error)
+        issues.append(ValidationIssue(format_path(leaf.absolute_path), _bounded(leaf.message), str(leaf.validator), evidence,
+                                      said, key))
     return issues
 
 
@@ -79,3 +109,75 @@ def _bounded(reason: str) -> str:
 
 def is_valid(instance: Any, name: str, profile: str = DEFAULT_PROFILE) -> bool:
     return validator_for(name, profile).is_valid(instance)
+
+
+# --- what a client is told ---------------------------------------------------------------------
+# A refused request's message must read like the service's: the field and the limit, short. Never
+# jsonschema's words, which quote the whole offending value (a 10 MB data URI), a regex or a
+# Python repr. Schema nodes can say it better ("x-messages": keyword -> predicate) and name the
+# error-table entry a failing keyword answers with ("x-errors": keyword or "required:<field>" -> key).
+
+_TYPE_WORDS = {"string": "a string", "integer": "an integer", "number": "a number", "boolean": "true or false",
+               "object": "an object", "array": "a list", "null": "null"}
+_MAX_LISTED = 8
+
+
+def _json_words(values: Any) -> str:
+    listed = [json.dumps(v, ensure_ascii=False)[:40] for v in list(values)[:_MAX_LISTED]]
+    return ", ".join(listed) + (", …" if len(values) > _MAX_LISTED else "")
+
+
+def _predicate(error: ValidationError) -> str:
+    """What the value must be, in words, from the failing keyword and its limit (not the value)."""
+    keyword, limit = str(error.validator), cast(Any, error.validator_value)
+    if keyword == "type":
+        kinds = limit if isinstance(limit, list) else [limit]
+        return "must be " + " or ".join(_TYPE_WORDS.get(k, str(k)) for k in kinds)
+    words = {
+        "minimum": f"must be at least {limit}", "maximum": f"must be at most {limit}",
+        "exclusiveMinimum": f"must be more than {limit}", "exclusiveMaximum": f"must be less than {limit}",
+        "minLength": "must not be empty" if limit == 1 else f"must have at least {limit} characters",
+        "maxLength": f"must have at most {limit} characters",
+        "minItems": "must not be empty" if limit == 1 else f"must have at least {limit} items",
+        "maxItems": f"must have at most {limit} items",
+        "minContains": f"must have at least {limit} matching items", "maxContains": f"must have at most {limit} matching items",
+        "pattern": "has the wrong format", "format": f"must be a valid {limit}",
+        "multipleOf": f"must be a multiple of {limit}",
+    }
+    if keyword in words:
+        return words[keyword]
+    if keyword == "const":
+        return f"must be {_json_words([limit])}"
+    if keyword == "enum":
+        return f"must be one of {_json_words(limit)}"
+    if keyword == "additionalProperties":
+        return "has a field that is not allowed here"
+    return "is not valid"
+
+
+def _said(node: Any, table: str, keyword: str) -> Any:
+    said = node.get(table) if isinstance(node, dict) else None
+    return said.get(keyword) if isinstance(said, dict) else None
+
+
+def _missing(error: ValidationError) -> str:
+    present = error.instance if isinstance(error.instance, dict) else {}
+    required = cast(list[str], error.validator_value)
+    return next((name for name in required if name not in present), "")
+
+
+def plain_message(error: ValidationError) -> tuple[str, str | None]:
+    """(a short sentence naming the field and the limit, the error-table key a schema node names
+    for this failure or None). The outermost node that says something about its failing keyword wins."""
+    for candidate in (error, _leaf(error)):
+        keyword, where = str(candidate.validator), format_path(candidate.absolute_path)
+        if keyword == "required":
+            field = _missing(candidate)
+            full = f"{where}.{field}" if where else field
+            return f"{full} is required", _said(candidate.schema, "x-errors", f"required:{field}")
+        predicate = _said(candidate.schema, "x-messages", keyword)
+        key = _said(candidate.schema, "x-errors", keyword)
+        if predicate or key:
+            return f"{where or 'the body'} {predicate or _predicate(candidate)}", key
+    leaf = _leaf(error)
+    return f"{format_path(leaf.absolute_path) or 'the body'} {_predicate(leaf)}", None

@@ -91,8 +91,9 @@ def test_cancel_only_while_pending(client, service):
     assert poll(client, task_id)["output"]["task_status"] == "CANCELED"
     running = create(client, t2i_body())
     service.clock.advance(2)
+    # The real text, not the error-code page's generic one (observation cancel-not-pending).
     assert_error(client.post(f"{API}/tasks/{running}/cancel", headers=auth()), 400, "UnsupportedOperation",
-                 "The operation is unsupported on the referee object.")
+                 "Failed to cancel the task, please confirm if the task is in PENDING status.")
     assert poll(client, running)["output"]["task_status"] == "RUNNING"
     assert_error(client.post(f"{API}/tasks/no-such-task/cancel", headers=auth()), 400, "UnsupportedOperation")
 

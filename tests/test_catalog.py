@@ -75,7 +75,7 @@ def test_catalog_facts_from_the_pages():
     assert "prompt_extend" not in c.model("qwen-image-edit").parameters
     assert c.model("wan2.5-i2i-preview").n.max == 4 and c.model("wan2.5-i2i-preview").endpoints == ("image2image",)
     assert c.model("qwen-image-max").endpoints == ("multimodal-generation",)
-    assert set(c.model("qwen-image").endpoints) == {"multimodal-generation", "text2image"}
+    assert set(c.model("qwen-image").endpoints) == {"multimodal-generation", "text2image", "image-generation"}
     assert c.model("qwen-image-plus").rate_limit == ds.catalog.RateLimit(2, "second", 2)
     assert c.model("qwen-image-edit-max").rate_limit.per == "minute"
     assert c.model("qwen-image-edit-plus").price_per_image["ap-southeast-1"] == 0.03

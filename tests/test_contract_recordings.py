@@ -30,6 +30,8 @@ OLD_RULES = {
     ("multimodal-generation", "qwen-image-plus", "parameters.size"),        # 1472*1104 and 1104*1472
     ("text2image", "qwen-image-plus", "parameters.size"),
     ("multimodal-generation", "qwen-image-edit-max", "model"),              # no -max edit models yet
+    ("image-generation", "qwen-image-plus", "parameters.size"),             # the same sizes, on the SDK 2.0 task route
+    ("text2image", "qwen-image-edit-max", "model"),                         # unknown model (400), not a sync-only one (403)
 }
 
 
@@ -135,8 +137,10 @@ def test_recheck_current_recording_against_2025_12_finds_what_the_old_docs_forbi
 
 def test_recheck_2025_12_recording_finds_the_reverse(old):
     against_current = recheck(old, "current")
-    assert _where(against_current, "valid_request_accepted") == OLD_RULES
-    assert {f.check for f in against_current.findings.values()} == {"valid_request_accepted"}
+    # A model the old catalog lacks was refused as unknown (400) where it is now a sync-only one (403).
+    unknown_then = ("text2image", "qwen-image-edit-max", "model")
+    assert _where(against_current, "valid_request_accepted") == OLD_RULES - {unknown_then}
+    assert _where(against_current, "invalid_request_rejected") == {unknown_then}
     refused = against_current.findings[("valid_request_accepted", "multimodal-generation", "qwen-image-edit-max", "model")]
     assert refused.actual == "400 InvalidParameter" and refused.expected == "200"
     # Against its own profile the 2025-12 fake has nothing to answer for.
@@ -240,7 +244,8 @@ def test_diff_of_current_and_2025_12_recordings_lists_the_differences(current, o
     # qwen-image-edit-max never answers 200 in the 2025-12 recording.
     edit_max = {"endpoint": "multimodal-generation", "model": "qwen-image-edit-max", "outcome": "2xx", "exchanges": 6}
     assert edit_max in result["groups_only_in_a"]
-    assert result["groups_only_in_b"] == []
+    assert result["groups_only_in_b"] == [{"endpoint": "text2image", "model": "qwen-image-edit-max", "outcome": "InvalidParameter",
+                                            "exchanges": 1}]
     # Deterministic, JSON-ready, and readable.
     again = diff(current, old, labels=("current", "2025-12"))
     assert json.dumps(again) == json.dumps(result)

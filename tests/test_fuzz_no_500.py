@@ -29,7 +29,7 @@ def _generable(schema):
 
 REQUEST_SCHEMA = {name: _generable(ds.load_schema(ds.load_catalog().endpoints[name].request_schema)) for name in PATHS}
 SUCCESS_SCHEMA = {"multimodal-generation": "multimodal-generation.response", "text2image": "task-created.response",
-                  "image2image": "task-created.response"}
+                  "image2image": "task-created.response", "image-generation": "task-created.response"}
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers(-(2**40), 2**40) | st.floats(allow_nan=False, allow_infinity=False) | st.text(max_size=20),

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import dashscope_schemas as ds
 import pytest
 from helpers import FIXTURES, load_json
@@ -28,8 +30,21 @@ def test_rule_rejects_the_request_that_breaks_it(case, profile):
     assert not verdict.ok and verdict.request is None
     error = verdict.error
     assert (error.rule, error.status, error.code) == (case["expect"]["rule"], case["expect"]["status"], case["expect"]["code"])
-    if error.code == "InvalidParameter" and error.rule not in ("model-exists", "model-endpoint"):
-        assert error.path in error.message and error.rule in error.message  # names the field and the rule
+    assert_reads_like_the_service(ds.load_catalog(profile), error)
+
+
+# What a message of the fake may never carry: a regex, a Python repr, jsonschema's own words.
+_NOT_FOR_CLIENTS = re.compile(r"\^|\$'|\\\\|\['|\{'|\(rule:|is not valid under any|is a required property|does not match '")
+
+
+def assert_reads_like_the_service(catalog, error):
+    """A refusal answers with a fixed text of the error table (the page's or an observed one), a
+    text the service was seen to use (size), or a short sentence naming the field; never a dump."""
+    fixed = {entry["message"] for key, entry in catalog.errors.items() if key != "invalid_parameter"}
+    observed = error.message.startswith(("The size does not match the allowed size ", "Image area must be between "))
+    names_field = error.path.rsplit(".", 1)[-1] in error.message or "input image" in error.message
+    assert error.message in fixed or observed or names_field, error
+    assert len(error.message) <= 200 and not _NOT_FOR_CLIENTS.search(error.message), error.message
 
 
 @pytest.mark.parametrize("case, profile", list(_params("valid")))
@@ -51,8 +66,17 @@ def test_wire_messages_of_gateway_errors_are_the_documented_ones():
     base = RULES["bases"]["t2i-async"]
     cases = {
         "Model not exist.": ("text2image", ds.merge_patch(base["body"], {"model": "nope"}), base["headers"]),
-        "url error, please check url!": ("text2image", ds.merge_patch(base["body"], {"model": "qwen-image-max"}), base["headers"]),
+        # The current text, with its full-width mark and help link (observation url-error-message).
+        "url error, please check url！ For details, see: https://help.aliyun.com/zh/model-studio/error-code#error-url":
+            ("text2image", ds.merge_patch(base["body"], {"model": "wan2.5-i2i-preview"}), base["headers"]),
         "current user api does not support synchronous calls.": ("text2image", base["body"], {}),
+        "current user api does not support asynchronous calls.":
+            ("text2image", ds.merge_patch(base["body"], {"model": "qwen-image-max"}), base["headers"]),
+        'Required parameter "model" missing from request.': ("text2image", ds.merge_patch(base["body"], {"model": None}), base["headers"]),
+        "Required input parameter missing from request.": ("text2image", ds.merge_patch(base["body"], {"input": None}), base["headers"]),
+        "The size does not match the allowed size 1664*928,1472*1104,1328*1328,1104*1472,928*1664.":
+            ("text2image", ds.merge_patch(base["body"], {"parameters": {"size": "512*512"}}), base["headers"]),
+        "num_images_per_prompt must be 1.": ("text2image", ds.merge_patch(base["body"], {"parameters": {"n": 2}}), base["headers"]),
     }
     for message, (endpoint, body, headers) in cases.items():
         assert c.check_request(endpoint, body, headers).error.message == message
@@ -115,3 +139,34 @@ def test_region_without_the_model_answers_model_not_exist():
 def test_unknown_endpoint_is_a_programming_error():
     with pytest.raises(KeyError, match="text2image"):
         ds.load_catalog().check_request("text2video", {}, {})
+
+
+def test_messages_of_the_message_list_and_content_are_the_services_or_name_the_limit():
+    c = ds.load_catalog()
+    edit = RULES["bases"]["edit-plus"]
+    message = edit["body"]["input"]["messages"][0]
+
+    def said(messages):
+        body = ds.merge_patch(edit["body"], {"input": {"messages": messages}})
+        return c.check_request("multimodal-generation", body, edit["headers"]).error.message
+
+    assert said([]) == "No messages found in input"
+    assert said([message, message]) == "messages length only support 1"
+    images = [{"image": f"https://e/{i}.png"} for i in range(4)]
+    assert said([{"role": "user", "content": [*images, {"text": "a"}]}]) == \
+        "input.messages[0].content must have at most 3 images and one text item"
+    assert said([{"role": "user", "content": [{"image": "https://e/a.png"}, {"text": "a"}, {"text": "b"}]}]) == \
+        "input.messages[0].content must have exactly one text item"
+    assert said([{"role": "user", "content": [{"image": "https://e/a.png"}, {"text": "a"}, {"video": "x"}]}]) == \
+        'input.messages[0].content[2] must be either {"image": URL} or {"text": prompt}'
+    assert said([{"role": "user", "content": [{"image": "not a url"}, {"text": "a"}]}]) == \
+        "The provided URL does not appear to be valid. Ensure it is correctly formatted."
+    big = "data:image/png;base64," + "A" * 20_000_000
+    assert "AAAA" not in said([{"role": "user", "content": [{"image": big}, {"text": "a"}]}])
+    t2i = RULES["bases"]["t2i-async"]
+    wrong_size = ds.merge_patch(t2i["body"], {"parameters": {"size": "1024x1024"}})
+    assert c.check_request("text2image", wrong_size, t2i["headers"]).error.message == "parameters.size must be W*H, e.g. 1024*1024"
+    total = RULES["bases"]["t2i-2.0"]
+    tiny = ds.merge_patch(total["body"], {"parameters": {"size": "3*3"}})
+    assert c.check_request(total["endpoint"], tiny, total["headers"]).error.message == \
+        "Image area must be between 262144 and 4194304 pixels. Got area=9 (width=3, height=3)."

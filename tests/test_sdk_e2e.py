@@ -114,7 +114,7 @@ def test_cancel_only_while_pending(live, sdk):
     refused = ImageSynthesis.cancel(running_id, api_key=KEY_A)
     assert refused.status_code == 400
     assert refused.code == "UnsupportedOperation"
-    assert refused.message == "The operation is unsupported on the referee object."
+    assert refused.message == "Failed to cancel the task, please confirm if the task is in PENDING status."
     # The refused cancel changed nothing: the task still runs to completion.
     live.service.clock.advance(20)
     assert ImageSynthesis.fetch(running_id, api_key=KEY_A).output.task_status == "SUCCEEDED"
@@ -255,9 +255,11 @@ def test_unknown_model(live, sdk):
 
 
 def test_sync_only_model_on_the_async_endpoint(live, sdk):
-    # qwen-image-max is served only by multimodal-generation; the SDK sends it to text2image.
+    # qwen-image-max is served only by multimodal-generation; the SDK sends it to text2image as a
+    # task, which the service refuses per model (observation async-header-on-sync).
     response = ImageSynthesis.async_call(model="qwen-image-max", prompt=PROMPT, api_key=KEY_A)
-    assert (response.status_code, response.code, response.message) == (400, "InvalidParameter", "url error, please check url!")
+    assert (response.status_code, response.code, response.message) == (
+        403, "AccessDenied", "current user api does not support asynchronous calls.")
 
 
 def test_fetch_unknown_task_id(live, sdk):

@@ -203,7 +203,8 @@ def test_output_moderation_fails_after_running(live, sdk):
     done = ImageSynthesis.fetch(task_id, api_key=KEY_A)
     assert done.status_code == 200
     assert done.output.task_status == "FAILED"
-    assert (done.output["code"], done.output["message"]) == ("DataInspectionFailed", ERRORS["data_inspection_failed"]["message"])
+    # The output side's own words (observation moderation-input-output).
+    assert (done.output["code"], done.output["message"]) == ("DataInspectionFailed", "Output data may contain inappropriate content.")
     assert done.output["task_metrics"] == {"TOTAL": 1, "SUCCEEDED": 0, "FAILED": 1}
     assert done.output.results == []
     assert done.usage is None

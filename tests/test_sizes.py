@@ -32,7 +32,7 @@ def test_defaults():
 
 
 def test_violations_name_the_rule():
-    assert "512, 2048" in ds.size_violation(EDIT, (511, 1000))
+    assert "between 512 and 2048" in ds.size_violation(EDIT, (511, 1000))
     assert "one of" in ds.size_violation(FIXED, (1024, 1024))
     assert "aspect" in ds.size_violation(WAN, (2048, 480))
     assert ds.size_violation(WAN, (640, 2560)) is None

@@ -79,10 +79,11 @@ def test_upload_host_checks_signature_expiry_key_and_overwrite(client, service):
     assert client.post("/__oss-upload", content=b"junk", headers={"Content-Type": "multipart/form-data; boundary=x"}).status_code == 400
 
 
-def test_policy_needs_a_known_model_and_the_action(client):
+def test_policy_needs_a_model_and_the_action(client):
     assert client.get(f"{API}/uploads", params={"action": "getPolicy"}, headers=auth()).json()["code"] == "InvalidParameter"
-    unknown = client.get(f"{API}/uploads", params={"action": "getPolicy", "model": "nope"}, headers=auth())
-    assert unknown.json()["message"] == "Model not exist."
+    # Any model of the platform gets one, as a real VL model did (observation upload-policy-any-model).
+    other = client.get(f"{API}/uploads", params={"action": "getPolicy", "model": "qwen-vl-plus"}, headers=auth())
+    assert other.status_code == 200 and other.json()["data"]["max_file_size_mb"] == 1024
     assert client.get(f"{API}/uploads", params={"action": "delete", "model": "qwen-image-plus"}, headers=auth()).status_code == 400
     assert client.get(f"{API}/uploads", params={"action": "getPolicy", "model": "qwen-image-plus"}).status_code == 401
 
@@ -124,8 +125,18 @@ def test_streaming_one_event_per_image(client, incremental):
 def test_streaming_errors(client):
     body = {"model": "qwen-image-edit-plus", "parameters": {"n": 7},
             "input": {"messages": [{"role": "user", "content": [{"image": "https://e.com/a.png"}, {"text": "x"}]}]}}
+    # A refused request asked as a stream is refused inside it, as the real stream does (observation
+    # sse-validation-error-in-stream): HTTP 200, one event:error carrying the 400 and the envelope.
     invalid = client.post(API + PATHS["multimodal-generation"], json=body, headers=auth(**{"X-DashScope-SSE": "enable"}))
-    assert invalid.status_code == 400 and invalid.json()["code"] == "InvalidParameter"  # refused before any stream
+    [event] = sse_events(invalid.text)
+    assert invalid.status_code == 200 and invalid.headers["content-type"] == "text/event-stream;charset=UTF-8"
+    assert (event["id"], event["event"], event["comment"]) == ("1", "error", "HTTP_STATUS/400")
+    refusal = json.loads(event["data"])
+    assert (refusal["code"], refusal["message"]) == ("InvalidParameter", "parameters.n must be at most 6")
+    assert invalid.headers["x-request-id"] == invalid.headers["x-dashscope-requestid"] == refusal["request_id"]
+    # Who may not call at all is still told so with the HTTP status, before any stream.
+    keyless = client.post(API + PATHS["multimodal-generation"], json=body, headers={"X-DashScope-SSE": "enable"})
+    assert keyless.status_code == 401 and keyless.json()["code"] == "InvalidApiKey"
     client.post("/__admin/scenarios", json={"effect": {"type": "output_moderation"}, "match": {"endpoint": "multimodal-generation"}})
     body["parameters"]["n"] = 1
     moderated = client.post(API + PATHS["multimodal-generation"], json=body, headers=auth(**{"X-DashScope-SSE": "enable"}))

@@ -8,11 +8,13 @@ from dashscope_schemas import Endpoint
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
+from ..backend.calls import Call
 from ..backend.generation import SyncResult
 from ..domain.tasks import Task
+from ..errors import DashScopeError
 from . import streaming
 from .faults import carry_out
-from .http import call_of, new_request_id, public_base_url, reply, service_of
+from .http import call_of, public_base_url, reply, service_of, wire_headers
 
 Handler = Callable[[Request], Awaitable[Response]]
 
@@ -23,38 +25,54 @@ def handler_for(endpoint: Endpoint) -> Handler:
 
     async def generate(request: Request) -> Response:
         service = service_of(request)
-        outcome = service.generation.submit(endpoint.name, await call_of(request, with_body=True))
+        stream = request.headers.get("x-dashscope-sse", "").lower() == "enable"
+        call = await call_of(request, with_body=True)
+        try:
+            outcome = service.generation.submit(endpoint.name, call)
+        except DashScopeError as error:
+            if stream and error.status == 400:
+                # A request refused as invalid, asked as a stream, is refused inside the stream:
+                # HTTP 200, one event:error (observation sse-validation-error-in-stream).
+                return _stream(request, streaming.error_events(error, call.request_id), call)
+            raise
         instead = await carry_out(outcome.interruption)
         if instead is not None:
             return instead
-        request_id = new_request_id()
-        stream = request.headers.get("x-dashscope-sse", "").lower() == "enable"
         if outcome.failure is not None:
             if stream:  # failures found while generating arrive inside the stream, as event:error
-                return StreamingResponse(streaming.error_events(outcome.failure, request_id), media_type=streaming.SSE_MEDIA_TYPE)
+                return _stream(request, streaming.error_events(outcome.failure, call.request_id), call)
             raise outcome.failure
         if isinstance(outcome.value, Task):
             # 200, never 201: the SDK treats anything but 200 as a failure.
-            return reply({"request_id": request_id, "output": {"task_id": outcome.value.task_id,
-                                                               "task_status": outcome.value.status}})
+            return reply(request, {"request_id": call.request_id, "output": {"task_id": outcome.value.task_id,
+                                                                             "task_status": outcome.value.status}})
         assert isinstance(outcome.value, SyncResult)
-        return _images(request, outcome.value, request_id, stream)
+        return _images(request, outcome.value, call, stream)
 
     generate.__name__ = f"{'create' if endpoint.is_async else 'generate'}_{endpoint.name.replace('-', '_')}"
     return generate
 
 
-def _images(request: Request, result: SyncResult, request_id: str, stream: bool) -> Response:
+def _stream(request: Request, events: streaming.Events, call: Call) -> StreamingResponse:
+    headers = wire_headers(request, call.request_id)
+    del headers["content-type"]
+    return StreamingResponse(events, media_type=streaming.SSE_MEDIA_TYPE, headers=headers)
+
+
+def _images(request: Request, result: SyncResult, call: Call, stream: bool) -> Response:
     service = service_of(request)
-    expires = service.clock.now() + service.config.url_ttl
+    # Signed for about 7 days from the answer, not 24 hours (observation sync-url-7-days).
+    expires = service.clock.now() + service.config.sync_url_ttl
     base = public_base_url(request)
     urls = [service.files.result_url(base, image_id, expires) for image_id in result.image_ids]
     if stream:
-        events = streaming.result_events(urls, result.width, result.height, request_id, result.incremental)
-        return StreamingResponse(events, media_type=streaming.SSE_MEDIA_TYPE)
-    return reply({
+        return _stream(request, streaming.result_events(urls, result.width, result.height, call.request_id, result.incremental), call)
+    made = len(urls)
+    return reply(request, {
         "output": {"choices": [{"finish_reason": "stop", "message": {"role": "assistant",
-                                                                      "content": [{"image": u} for u in urls]}}]},
-        "usage": {"width": result.width, "height": result.height, "image_count": len(urls)},
-        "request_id": request_id,
+                                                                      "content": [{"image": u} for u in urls]}}],
+                   # Singular, beside choices, in the real answers (observation sync-task-metric).
+                   "task_metric": {"TOTAL": result.requested or made, "SUCCEEDED": made, "FAILED": (result.requested or made) - made}},
+        "usage": {"width": result.width, "height": result.height, "image_count": made},
+        "request_id": call.request_id,
     })

@@ -6,6 +6,7 @@ import asyncio
 import uuid
 from typing import Any
 
+from dashscope_schemas import Endpoint
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
@@ -29,8 +30,31 @@ def new_request_id() -> str:
     return str(uuid.uuid4())
 
 
-def reply(data: dict[str, Any], status: int = 200) -> JSONResponse:
-    return JSONResponse(data, status_code=status)
+# What a route answers under the API that is not one of the catalog's (an unknown path: the
+# model gateway's "url error"): the gateway's x-request-id.
+_GATEWAY_HEADERS = ("x-request-id",)
+
+
+def endpoint_of(request: Request) -> Endpoint | None:
+    """The catalog endpoint a request was routed to (None: no route matched)."""
+    endpoints: dict[Any, Endpoint] = request.app.state.endpoint_of_handler
+    return endpoints.get(request.scope.get("endpoint"))
+
+
+def wire_headers(request: Request | None, request_id: str) -> dict[str, str]:
+    """The headers the real route sends with every answer: those that repeat the request id
+    (x-request-id, x-dashscope-requestid: per route, observation request-id-headers) and its
+    JSON content type (application/json;charset=UTF-8 on /tasks)."""
+    endpoint = endpoint_of(request) if request is not None else None
+    names = endpoint.request_id_headers if endpoint is not None else _GATEWAY_HEADERS
+    headers = dict.fromkeys(names, request_id)
+    headers["content-type"] = endpoint.content_type if endpoint is not None else "application/json"
+    return headers
+
+
+def reply(request: Request, data: dict[str, Any], status: int = 200) -> JSONResponse:
+    """A JSON answer with the route's headers; `data` carries its request_id."""
+    return JSONResponse(data, status_code=status, headers=wire_headers(request, data["request_id"]))
 
 
 async def call_of(request: Request, *, with_body: bool = False) -> Call:
@@ -38,7 +62,8 @@ async def call_of(request: Request, *, with_body: bool = False) -> Call:
     read within the body limit and the read timeout."""
     service = service_of(request)
     body = await read_body(request, service.config.max_body_bytes, service.config.read_timeout) if with_body else b""
-    return Call(region_of(request), {k.lower(): v for k, v in request.headers.items()}, dict(request.query_params), body)
+    return Call(region_of(request), {k.lower(): v for k, v in request.headers.items()}, dict(request.query_params), body,
+                new_request_id())
 
 
 def public_base_url(request: Request) -> str:
@@ -77,5 +102,7 @@ async def read_body(request: Request, limit: int, timeout: float) -> bytes:
     return b"".join(chunks)
 
 
-def error_reply(error: DashScopeError) -> JSONResponse:
-    return JSONResponse(error.envelope(new_request_id()), status_code=error.status, headers=error.headers)
+def error_reply(error: DashScopeError, request: Request | None = None, request_id: str | None = None) -> JSONResponse:
+    request_id = request_id or new_request_id()
+    return JSONResponse(error.envelope(request_id), status_code=error.status,
+                        headers={**wire_headers(request, request_id), **error.headers})

@@ -14,7 +14,9 @@ from typing import Any
 
 from ..errors import DashScopeError
 
-SSE_MEDIA_TYPE = "text/event-stream"
+# As the real stream says it (text/event-stream;charset=UTF-8) [rec].
+SSE_MEDIA_TYPE = "text/event-stream;charset=UTF-8"
+Events = Iterator[bytes]
 
 
 def _event(number: int, kind: str, status: int, data: dict[str, Any]) -> bytes:

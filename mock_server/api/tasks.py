@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response
 
 from ..backend.tasks import format_time
-from ..domain.tasks import FAILED, SUCCEEDED, UNKNOWN, Task
+from ..domain.tasks import FAILED, RUNNING, SUCCEEDED, UNKNOWN, Task
 from ..service import FakeDashScope
 from .faults import carry_out
-from .http import call_of, new_request_id, public_base_url, reply, service_of
+from .http import call_of, public_base_url, reply, service_of
 
 
 def task_output(service: FakeDashScope, task: Task, base_url: str) -> dict[str, Any]:
@@ -34,6 +35,8 @@ def task_output(service: FakeDashScope, task: Task, base_url: str) -> dict[str, 
         code, message = task.failure or next(((o.code, o.message) for o in task.outcomes if not o.ok),
                                              (internal["code"], internal["message"]))
         output["code"], output["message"] = code, message
+    if task.status == RUNNING:  # the real RUNNING answer counts too (observation running-task-metrics)
+        output["task_metrics"] = {"TOTAL": len(task.outcomes), "SUCCEEDED": 0, "FAILED": 0}
     if task.status in (SUCCEEDED, FAILED):
         ok = task.succeeded_count
         output["task_metrics"] = {"TOTAL": len(task.outcomes), "SUCCEEDED": ok, "FAILED": len(task.outcomes) - ok}
@@ -42,41 +45,65 @@ def task_output(service: FakeDashScope, task: Task, base_url: str) -> dict[str, 
 
 async def get_task(request: Request) -> Response:
     service, task_id = service_of(request), request.path_params["task_id"]
-    outcome = service.tasks.query(await call_of(request), task_id)
+    call = await call_of(request)
+    outcome = service.tasks.query(call, task_id)
     instead = await carry_out(outcome.interruption)
     if instead is not None:
         return instead
     task = outcome.value
     if task is None:
-        return reply({"request_id": new_request_id(), "output": {"task_id": task_id, "task_status": UNKNOWN}})
-    body: dict[str, Any] = {"request_id": new_request_id(), "output": task_output(service, task, public_base_url(request))}
+        return reply(request, {"request_id": call.request_id, "output": {"task_id": task_id, "task_status": UNKNOWN}})
+    body: dict[str, Any] = {"request_id": call.request_id, "output": task_output(service, task, public_base_url(request))}
     if task.status == SUCCEEDED:
         body["usage"] = {"image_count": task.succeeded_count}
-    return reply(body)
+    return reply(request, body)
 
 
 async def cancel_task(request: Request) -> Response:
-    outcome = service_of(request).tasks.cancel_call(await call_of(request), request.path_params["task_id"])
+    call = await call_of(request)
+    outcome = service_of(request).tasks.cancel_call(call, request.path_params["task_id"])
     instead = await carry_out(outcome.interruption)
-    return instead if instead is not None else reply({"request_id": new_request_id()})
+    return instead if instead is not None else reply(request, {"request_id": call.request_id})
 
 
 async def list_tasks(request: Request) -> Response:
     service = service_of(request)
-    outcome = service.tasks.list_page(await call_of(request))
+    call = await call_of(request)
+    outcome = service.tasks.list_page(call)
     instead = await carry_out(outcome.interruption)
     if instead is not None:
         return instead
     assert outcome.value is not None
     page = outcome.value
-    return reply({
-        "request_id": new_request_id(),
-        "data": [{
-            "task_id": t.task_id, "status": t.status, "model_name": t.model, "region": t.region,
-            "api_key_id": t.api_key_id, "gmt_create": format_time(t.submit_time),
-            **({"start_time": format_time(t.scheduled_time)} if t.scheduled_time is not None else {}),
-            **({"end_time": format_time(t.end_time)} if t.end_time is not None else {}),
-        } for t in page.tasks],
-        "total": page.total, "total_page": service.total_pages(page.total, page.page_size), "page_no": page.page_no,
-        "page_size": page.page_size,
+    return reply(request, {
+        "total": page.total, "data": [_list_item(service, t) for t in page.tasks],
+        "total_page": service.total_pages(page.total, page.page_size), "page_no": page.page_no,
+        "request_id": call.request_id, "page_size": page.page_size,
     })
+
+
+def _epoch_ms(epoch: float) -> int:
+    return int(epoch * 1000)
+
+
+def account_uid(account: str) -> str:
+    """A numeric user id for an account, stable across runs, as the real list shows one."""
+    return str(10**15 + int.from_bytes(hashlib.sha256(account.encode()).digest()[:8], "big") % (9 * 10**15))
+
+
+def _list_item(service: FakeDashScope, task: Task) -> dict[str, Any]:
+    """One task as the real list shows it (observation task-list-epoch-ms): times in epoch
+    milliseconds, the caller's ids, the creating request's id and the API's unique key
+    (apikey:v1:<group>:<task>:<function>:<model>, from the route the task came in by)."""
+    uid = account_uid(task.account)
+    route = service.catalog.endpoints[task.endpoint].path.removeprefix("/services/").split("/")
+    item: dict[str, Any] = {
+        "api_key_id": task.api_key_id, "caller_parent_id": uid, "caller_uid": uid,
+        **({"end_time": _epoch_ms(task.end_time)} if task.end_time is not None else {}),
+        "gmt_create": _epoch_ms(task.submit_time), "model_name": task.model, "region": task.region,
+        "request_id": task.request_id,
+        **({"start_time": _epoch_ms(task.scheduled_time)} if task.scheduled_time is not None else {}),
+        "status": task.status, "task_id": task.task_id,
+        "user_api_unique_key": ":".join(["apikey", "v1", *route, task.model]),
+    }
+    return item

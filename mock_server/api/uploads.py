@@ -17,9 +17,10 @@ from .http import call_of, declared_length, new_request_id, public_base_url, rep
 
 
 async def get_policy(request: Request) -> Response:
-    outcome = service_of(request).files.policy_call(await call_of(request), public_base_url(request))
+    call = await call_of(request)
+    outcome = service_of(request).files.policy_call(call, public_base_url(request))
     instead = await carry_out(outcome.interruption)
-    return instead if instead is not None else reply({"request_id": new_request_id(), "data": outcome.value})
+    return instead if instead is not None else reply(request, {"data": outcome.value, "request_id": call.request_id})
 
 
 def _oss_error(request: Request, status: int, code: str, message: str) -> Response:

@@ -8,6 +8,7 @@ the service's order (who calls, what was sent, limits, the scenario, the act), i
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
@@ -29,6 +30,9 @@ class Call:
     headers: Mapping[str, str]             # names in lower case
     query: Mapping[str, str] = field(default_factory=dict)
     body: bytes = b""
+    # The id of this call's answer: in its body and headers, and kept by a task it creates (the
+    # real task list shows it).
+    request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
 
     def header(self, name: str) -> str:
         return self.headers.get(name, "")
@@ -50,14 +54,15 @@ def caller(service: FakeDashScope, call: Call) -> ApiKey:
 
 
 def json_of(service: FakeDashScope, call: Call) -> Any:
-    """The body as a JSON document (parse.json_document's bounds), or 400 InvalidParameter."""
+    """The body as a JSON document (parse.json_document's bounds), or 400 InvalidParameter in the
+    service's words for a body it cannot read (observation body-not-json)."""
     content_type = call.header("content-type")
     if content_type.split(";")[0].strip().lower() != "application/json":
-        raise invalid_parameter(service.catalog, "Content-Type", f"must be application/json, not {content_type or 'missing'}")
+        raise invalid_parameter(service.catalog, "Content-Type", f"must be application/json, not {content_type[:60] or 'missing'}")
     try:
         return parse.json_document(call.body)
-    except parse.BadInput as bad:
-        raise invalid_parameter(service.catalog, "body", str(bad)) from None
+    except parse.BadInput:
+        raise DashScopeError.from_catalog(service.catalog, "body_invalid") from None
 
 
 def scenario_of(service: FakeDashScope, call: Call, endpoint: str, key: ApiKey, *, model: str | None = None,

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from .. import images
 from ..accounts import ApiKey
-from ..errors import DashScopeError, invalid_parameter
+from ..errors import invalid_parameter
 from ..uploads import UPLOAD_TTL_SECONDS, UploadRecord, UploadRejected
 from .calls import Call, Outcome, caller, scenario_of
 from .tasks import REQUEST_SWEEP
@@ -36,7 +36,7 @@ class FileBackend:
         interruption = scenario_of(self.service, call, "upload-policy", key, model=model)[1]
         if interruption is not None and interruption.stops:
             return Outcome(interruption=interruption)
-        return Outcome(self.upload_policy(key, model, base_url), interruption)
+        return Outcome(self.upload_policy(key, model, base_url, call.request_id), interruption)
 
     def result_url(self, base_url: str, image_id: str, expires: float) -> str:
         object_path = f"{RESULT_PREFIX}{image_id}.png"
@@ -56,12 +56,12 @@ class FileBackend:
             return (404, "NoSuchKey", "The specified key does not exist.")
         return images.render_png(record.prompt, record.seed, record.index, record.width, record.height)
 
-    def upload_policy(self, key: ApiKey, model: str | None, base_url: str) -> dict[str, Any]:
+    def upload_policy(self, key: ApiKey, model: str | None, base_url: str, request_id: str) -> dict[str, Any]:
+        # Any model name: the real service gives a policy for models outside the image catalog
+        # (observation upload-policy-any-model), and the fake cannot tell a real one from a typo.
         if not model:
             raise invalid_parameter(self.service.catalog, "model", "is required")
-        if self.service.catalog.model(model) is None:
-            raise DashScopeError.from_catalog(self.service.catalog, "model_not_exist")
-        return self.service.uploader.policy(key.account, key.region, self.service.clock.now(), base_url, self.service.new_id())
+        return self.service.uploader.policy(key.account, key.region, self.service.clock.now(), base_url, request_id)
 
     def accept_upload(self, fields: dict[str, str], data: bytes, content_type: str) -> str:
         """Store an uploaded file; its oss:// key, or UploadRejected with the OSS error."""

@@ -36,6 +36,7 @@ class SyncResult:
     width: int
     height: int
     incremental: bool = False  # parameters.incremental_output: a stream sends each image once
+    requested: int = 0         # images asked for (task_metric TOTAL); the made ones are image_ids
 
 
 class GenerationBackend:
@@ -57,7 +58,8 @@ class GenerationBackend:
             return Outcome(interruption=interruption)
         resolve_oss = call.enabled("x-dashscope-ossresourceresolve")
         if self.service.catalog.endpoints[endpoint].is_async:
-            return Outcome(self.create_task(key, request, resolve_oss=resolve_oss, scenario=scenario), interruption)
+            task = self.create_task(key, request, resolve_oss=resolve_oss, scenario=scenario, request_id=call.request_id)
+            return Outcome(task, interruption)
         try:
             result = self.generate_sync(key, request, resolve_oss=resolve_oss, scenario=scenario)
         except DashScopeError as error:
@@ -111,7 +113,8 @@ class GenerationBackend:
         seed = request.seed if request.seed is not None else secrets.randbelow(2**31)
         actual = _actual_prompt(request)
         # Result images live until the last moment a URL to them can still be valid.
-        lifetime = self.service.config.task_ttl + self.service.config.url_ttl
+        config = self.service.config
+        lifetime = max(config.task_ttl + config.url_ttl, config.sync_url_ttl)
         image_ids = []
         for index in range(request.n):
             image_id = self.service.new_id()
@@ -142,10 +145,10 @@ class GenerationBackend:
             raise effects.failure_error(self.service.catalog, effect)
         made = tuple(o.image_id for o in outcomes if o.ok and o.image_id)
         self.service.charge(key, request.model, len(made))
-        return SyncResult(made, width, height)
+        return SyncResult(made, width, height, requested=len(outcomes))
 
     def create_task(self, key: ApiKey, request: GenerationRequest, *, resolve_oss: bool = False,
-                    scenario: Scenario | None = None) -> Task:
+                    scenario: Scenario | None = None, request_id: str = "") -> Task:
         now = self.service.clock.now()
         self.service.store.expire(now, REQUEST_SWEEP)
         width, height, seed, image_ids = self._plan(key, request, now, resolve_oss)
@@ -158,7 +161,7 @@ class GenerationBackend:
             task_id=self.service.new_id(), account=key.account, region=key.region, api_key_id=key.key_id,
             model=request.model.name, endpoint=request.endpoint, orig_prompt=request.prompt,
             actual_prompt=_actual_prompt(request), seed=seed, width=width, height=height, timing=timing,
-            outcomes=outcomes, failure=failure,
+            outcomes=outcomes, failure=failure, request_id=request_id,
         ), now)
         self.service.store.create(task)
         # Booked when accepted (the outcome is fixed then); a cancel gives it back.

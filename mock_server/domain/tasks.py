@@ -68,6 +68,7 @@ class Task:
     scheduled_time: float | None = None
     end_time: float | None = None
     polls: int = 0
+    request_id: str = ""  # of the answer that created it (the task list shows it)
 
     @property
     def final_status(self) -> str:
