@@ -11,7 +11,7 @@ from typing import Any
 import dashscope_schemas as ds
 
 from .checks import Expect
-from .requests import auth_expect, body_for, headers_for, oracle, sample_image
+from .requests import UNKNOWN_MODEL_SUFFIX, auth_expect, body_for, headers_for, oracle, sample_image
 
 PROMPT = "a lighthouse on a cliff at dusk, watercolour"
 
@@ -120,6 +120,6 @@ def catalog_cases(catalog: ds.Catalog, models: list[str], region: str, *, cheap:
             add("other-region-key", endpoint, model, base, key="other_region",
                 expect=auth_expect(catalog, "invalid_api_key", "a key of another region"))
         unknown = copy.deepcopy(base)
-        unknown["model"] = name + "-nonexistent"
+        unknown["model"] = name + UNKNOWN_MODEL_SUFFIX
         add("unknown-model", endpoint, model, unknown)
     return cases

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import dashscope_schemas as ds
+from dashscope_schemas import evidence
 
 from .exchange import Exchange
 
@@ -28,12 +29,36 @@ class Expect:
     why: str = ""
     size: tuple[int, int] | None = None   # the images' width and height, when the rules fix them
     images: int | None = None             # how many images a valid request makes
+    error: str | None = None              # the error-table entry of a refusal (error-codes.json key)
+    model: str | None = None              # the model the expectation is about
 
 
 class CheckFailed(Exception):
-    def __init__(self, message: str, *, field: str | None = None, expected: Any = None, actual: Any = None):
+    def __init__(self, message: str, *, field: str | None = None, expected: Any = None, actual: Any = None, evidence: str = ""):
         super().__init__(message)
         self.message, self.field, self.expected, self.actual = message, field, expected, actual
+        self.evidence = evidence  # where the expectation comes from (docs or an observation); "" = the route's docs
+
+
+def route_evidence(catalog: ds.Catalog, endpoint_name: str) -> str:
+    """What a route's expectations rest on when a check names nothing finer: the pages its answer
+    schema was taken from, and the observations the route follows."""
+    endpoint = catalog.endpoints.get(endpoint_name)
+    if endpoint is None:
+        return "docs: API_NOTES.md"
+    docs = evidence.docs_of_schema(endpoint.response_schema) if endpoint.response_schema else f"docs: the {endpoint_name} route"
+    return docs + (f"; {evidence.cite(endpoint.evidence)}" if endpoint.evidence else "")
+
+
+def rule_evidence(catalog: ds.Catalog, expect: Expect) -> str:
+    """Where a request's expected answer comes from: the error-table entry (an observation when the
+    service was seen to answer so), else the catalog rule and the model's pages."""
+    entry = catalog.errors.get(expect.error or "")
+    if entry is not None and evidence.evidence_in(entry):
+        return evidence.error_evidence(entry)
+    model = catalog.model(expect.model)
+    pages = ", ".join(model.sources) if model else "the catalog"
+    return f"docs: catalog rule {expect.rule or '(valid request)'} ({pages})"
 
 
 @dataclass
@@ -57,7 +82,8 @@ def run_checks(reporter: Any, ctx: Context, exchange: Exchange, expect: Expect |
             CHECKS[name](ctx, exchange, expect)
         except CheckFailed as failed:
             reporter.failed(name, exchange, failed.message, field=failed.field, expected=failed.expected,
-                            actual=failed.actual, test=test)
+                            actual=failed.actual, test=test,
+                            evidence=failed.evidence or route_evidence(ctx.catalog, exchange.endpoint))
             failures.append((name, failed))
         else:
             reporter.passed(name)
@@ -108,7 +134,8 @@ def response_schema_conformance(ctx, exchange, expect):
     if issues:
         first = issues[0]
         raise CheckFailed("; ".join(str(i) for i in issues[:5]), field=first.path or "(document)",
-                          expected=schema, actual=first.reason)
+                          expected=schema, actual=first.reason,
+                          evidence=evidence.cite(first.evidence) if first.evidence else evidence.docs_of_schema(schema))
 
 
 @check("error_envelope")
@@ -135,7 +162,7 @@ def valid_request_accepted(ctx, exchange, expect):
         message = _body(exchange).get("message", "")
         raise CheckFailed(f"a request the docs allow was refused: {exchange.status} {exchange.code}: {message}",
                           field=_field_named_in(message) or expect.field or "(request)",
-                          expected="200", actual=f"{exchange.status} {exchange.code}")
+                          expected="200", actual=f"{exchange.status} {exchange.code}", evidence=rule_evidence(ctx.catalog, expect))
 
 
 @check("invalid_request_rejected")
@@ -145,7 +172,7 @@ def invalid_request_rejected(ctx, exchange, expect):
     if (exchange.status, exchange.code) != (expect.status, expect.code):
         raise CheckFailed(f"breaking {expect.rule} ({expect.why}) must answer {expect.status} {expect.code}",
                           field=expect.field or "(request)", expected=f"{expect.status} {expect.code}",
-                          actual=f"{exchange.status} {exchange.code or ''}".strip())
+                          actual=f"{exchange.status} {exchange.code or ''}".strip(), evidence=rule_evidence(ctx.catalog, expect))
 
 
 # The service's own texts name their field in words (observations size-messages, n-must-be-1 ...).

@@ -28,6 +28,8 @@ class Finding:
     answer: Any
     occurrences: int = 1
     tests: set[str] = dataclasses.field(default_factory=set)  # not `field`: the attribute above shadows it
+    # Where the broken expectation comes from: "docs: <pages>" or "observation <id> (<confidence>; <source>)".
+    evidence: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         data = dict(self.__dict__)
@@ -47,7 +49,7 @@ class Reporter:
         self.checks.setdefault(name, {"passed": 0, "failed": 0})["passed"] += 1
 
     def failed(self, name: str, exchange: Exchange | None, message: str, *, field: str | None, expected: Any, actual: Any,
-               test: str) -> Finding:
+               test: str, evidence: str = "") -> Finding:
         self.checks.setdefault(name, {"passed": 0, "failed": 0})["failed"] += 1
         endpoint = exchange.endpoint if exchange else "(none)"
         model = (exchange.model or "(none)") if exchange else "(none)"
@@ -58,7 +60,7 @@ class Reporter:
         found = self.findings.get(key)
         if found is None:
             found = self.findings[key] = Finding(name, endpoint, model, field or "", message, expected, actual, request, curl,
-                                                 self._clip(answer))
+                                                 self._clip(answer), evidence=evidence)
         else:
             found.occurrences += 1
             if len(json.dumps(request, default=str)) < len(json.dumps(found.request, default=str)):
@@ -113,5 +115,6 @@ def markdown(data: dict[str, Any]) -> str:
         lines += [f"- **{v['field'] or '(request)'}**: `{v['check']}`, {v['occurrences']} time(s): {v['message']}",
                   f"  - expected: `{json.dumps(v['expected'], ensure_ascii=False, default=str)}`",
                   f"  - actual: `{json.dumps(v['actual'], ensure_ascii=False, default=str)}`",
+                  f"  - expectation from: {v.get('evidence') or 'docs'}",
                   f"  - reproduce: `{v['curl']}`", ""]
     return "\n".join(lines) + "\n"

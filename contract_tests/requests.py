@@ -14,6 +14,8 @@ import dashscope_schemas as ds
 from .checks import Expect
 
 ASYNC = {"X-DashScope-Async": "enable"}
+# The suite's own made-up model names end so: a model nobody serves, which must answer Model not exist.
+UNKNOWN_MODEL_SUFFIX = "-nonexistent"
 
 
 @lru_cache(maxsize=16)
@@ -57,15 +59,20 @@ def oracle(catalog: ds.Catalog, endpoint: str, body: Any, headers: dict[str, str
     verdict = catalog.check_request(endpoint, body, headers, region)
     if verdict.error:
         v = verdict.error
-        return Expect(False, v.status, v.code, v.rule, v.path, v.reason)
+        return Expect(False, v.status, v.code, v.rule, v.path, v.reason, error=v.error, model=verdict_model(body))
     request = verdict.request
     assert request is not None  # a request without violations is always normalised
     last = image_size(request.images[-1].data) if request.images else None
     size = ds.output_size(request.model.size_rule, request.size, last)
     # Without a known input image (none given) the default of an aspect-following rule is 1:1.
-    return Expect(True, 200, size=size, images=request.n)
+    return Expect(True, 200, size=size, images=request.n, model=request.model.name)
+
+
+def verdict_model(body: Any) -> str | None:
+    model = body.get("model") if isinstance(body, dict) else None
+    return model if isinstance(model, str) else None
 
 
 def auth_expect(catalog: ds.Catalog, error: str, why: str) -> Expect:
     wire = catalog.error(error)
-    return Expect(False, wire["status"], wire["code"], error, "Authorization", why)
+    return Expect(False, wire["status"], wire["code"], error, "Authorization", why, error=error)

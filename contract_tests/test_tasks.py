@@ -7,6 +7,7 @@ import uuid
 
 import pytest
 
+from .checks import route_evidence
 from .client import BudgetExhausted
 from .flow import follow, status_of
 from .requests import body_for, headers_for, oracle
@@ -52,7 +53,8 @@ def test_cancel_works_only_while_pending(contract):
         contract.verify(after, "status_moves_forward", statuses=[status_of(before), status_of(after)])
         if status_of(after) != "CANCELED":
             contract.reporter.failed("cancel_only_pending", after, "a cancelled task is not CANCELED", field="output.task_status",
-                                     expected="CANCELED", actual=status_of(after), test=contract.test_id)
+                                     expected="CANCELED", actual=status_of(after), test=contract.test_id,
+                                     evidence=route_evidence(contract.catalog, "task-query"))
             pytest.fail(f"a cancelled PENDING task shows {status_of(after)}")
     # A task that is no longer PENDING cannot be cancelled.
     task_id, _ = _create(contract)
@@ -92,7 +94,8 @@ def test_task_list_conforms_and_shows_the_new_task(contract):
     ids = {d.get("task_id") for d in (listing.json or {}).get("data") or []}
     if task_id not in ids:
         contract.reporter.failed("task_list_shows_own_tasks", listing, "a task just created is not listed", field="data[].task_id",
-                                 expected=task_id, actual=sorted(ids)[:5], test=contract.test_id)
+                                 expected=task_id, actual=sorted(ids)[:5], test=contract.test_id,
+                                 evidence=route_evidence(contract.catalog, "task-list"))
         pytest.fail("the task list misses the task just created")
     contract.reporter.passed("task_list_shows_own_tasks")
     follow(contract.client, task_id, limit=contract.settings.real_time_limit)  # leave nothing running
@@ -111,7 +114,8 @@ def test_another_account_never_sees_the_task(contract):
     if (foreign.status, foreign.code) != (unknown.status, unknown.code):
         contract.reporter.failed("other_account_cannot_see", foreign, "cancelling another account's task differs from an unknown id",
                                  field="(status)", expected=f"{unknown.status} {unknown.code}",
-                                 actual=f"{foreign.status} {foreign.code}", test=contract.test_id)
+                                 actual=f"{foreign.status} {foreign.code}", test=contract.test_id,
+                                 evidence="docs: API_NOTES.md [async] (tasks belong to the account)")
         pytest.fail("another account's cancel answers differently from an unknown id's")
     follow(contract.client, task_id, limit=contract.settings.real_time_limit)  # leave nothing running
 

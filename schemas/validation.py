@@ -65,21 +65,29 @@ def _leaf(error: ValidationError) -> ValidationError:
 
 def _evidence_along(root: Any, schema_path: Iterable[Any]) -> tuple[str, ...]:
     """The observations cited (x-evidence) by every schema node on the way to a failing keyword.
-    Schemas are bundled, so a $ref met on the way is a local pointer ('#/$defs/...'), followed here."""
+    jsonschema's paths step through a $ref without naming it; schemas are bundled, so a $ref is a
+    local pointer ('#/$defs/...'), followed here."""
     found: list[str] = []
+
+    def resolve(pointer: str) -> Any:
+        target: Any = root
+        for step in pointer.removeprefix("#").strip("/").split("/"):
+            target = target[step] if step else target
+        return target
+
+    def note(node: Any) -> None:
+        found.extend(i for i in evidence_in(node) if i not in found)
+
     node: Any = root
     for part in schema_path:
         try:
-            if part == "$ref" and isinstance(node, dict) and isinstance(node.get("$ref"), str):
-                target: Any = root
-                for step in node["$ref"].removeprefix("#/").split("/"):
-                    target = target[step] if step else target
-                node = target
-            else:
-                node = node[part]
+            while isinstance(node, dict) and part not in node and isinstance(node.get("$ref"), str):
+                node = resolve(node["$ref"])
+                note(node)
+            node = node[part]
         except (KeyError, IndexError, TypeError):
             break
-        found.extend(i for i in evidence_in(node) if i not in found)
+        note(node)
     return tuple(found)
 
 

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import dashscope
 import dashscope.client.base_api as sdk_base_api
+import dashscope.v2.resources._jobs as sdk_v2_jobs
 import httpx
 import pytest
 import requests
@@ -65,9 +66,12 @@ def sdk(live, monkeypatch):
 
 @pytest.fixture
 def virtual_sleep(live, monkeypatch) -> VirtualTime:
-    """The SDK's wait()/call() poll loop sleeps on the fake's virtual clock."""
+    """The SDK's poll loops sleep on the fake's virtual clock: wait()/call() of the 1.x classes
+    (dashscope.client.base_api) and jobs.wait of the 2.0 Client (dashscope.v2.resources._jobs;
+    its deadline stays on the real monotonic clock)."""
     fake_time = VirtualTime(live.service.clock)
     monkeypatch.setattr(sdk_base_api, "time", fake_time)
+    monkeypatch.setattr(sdk_v2_jobs, "time", fake_time)
     return fake_time
 
 

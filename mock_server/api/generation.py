@@ -33,14 +33,14 @@ def handler_for(endpoint: Endpoint) -> Handler:
             if stream and error.status == 400:
                 # A request refused as invalid, asked as a stream, is refused inside the stream:
                 # HTTP 200, one event:error (observation sse-validation-error-in-stream).
-                return _stream(request, streaming.error_events(error, call.request_id), call)
+                return _stream(request, streaming.error_events(error, call.request_id), call, refused=True)
             raise
         instead = await carry_out(outcome.interruption)
         if instead is not None:
             return instead
         if outcome.failure is not None:
             if stream:  # failures found while generating arrive inside the stream, as event:error
-                return _stream(request, streaming.error_events(outcome.failure, call.request_id), call)
+                return _stream(request, streaming.error_events(outcome.failure, call.request_id), call, refused=True)
             raise outcome.failure
         if isinstance(outcome.value, Task):
             # 200, never 201: the SDK treats anything but 200 as a failure.
@@ -53,8 +53,8 @@ def handler_for(endpoint: Endpoint) -> Handler:
     return generate
 
 
-def _stream(request: Request, events: streaming.Events, call: Call) -> StreamingResponse:
-    headers = wire_headers(request, call.request_id)
+def _stream(request: Request, events: streaming.Events, call: Call, *, refused: bool = False) -> StreamingResponse:
+    headers = wire_headers(request, call.request_id, refused=refused)
     del headers["content-type"]
     return StreamingResponse(events, media_type=streaming.SSE_MEDIA_TYPE, headers=headers)
 

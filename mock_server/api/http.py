@@ -41,12 +41,15 @@ def endpoint_of(request: Request) -> Endpoint | None:
     return endpoints.get(request.scope.get("endpoint"))
 
 
-def wire_headers(request: Request | None, request_id: str) -> dict[str, str]:
-    """The headers the real route sends with every answer: those that repeat the request id
-    (x-request-id, x-dashscope-requestid: per route, observation request-id-headers) and its
-    JSON content type (application/json;charset=UTF-8 on /tasks)."""
+def wire_headers(request: Request | None, request_id: str, *, refused: bool = False) -> dict[str, str]:
+    """The headers the real route sends with an answer: those that repeat the request id (per
+    route, observation request-id-headers: a refusal carries only the gateway's x-request-id, an
+    answer of the model service also x-dashscope-requestid) and its JSON content type
+    (application/json;charset=UTF-8 on /tasks)."""
     endpoint = endpoint_of(request) if request is not None else None
     names = endpoint.request_id_headers if endpoint is not None else _GATEWAY_HEADERS
+    if refused:
+        names = tuple(name for name in names if name in _GATEWAY_HEADERS)
     headers = dict.fromkeys(names, request_id)
     headers["content-type"] = endpoint.content_type if endpoint is not None else "application/json"
     return headers
@@ -105,4 +108,4 @@ async def read_body(request: Request, limit: int, timeout: float) -> bytes:
 def error_reply(error: DashScopeError, request: Request | None = None, request_id: str | None = None) -> JSONResponse:
     request_id = request_id or new_request_id()
     return JSONResponse(error.envelope(request_id), status_code=error.status,
-                        headers={**wire_headers(request, request_id), **error.headers})
+                        headers={**wire_headers(request, request_id, refused=True), **error.headers})
