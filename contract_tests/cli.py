@@ -15,6 +15,7 @@ DASHSCOPE_CONTRACT_OTHER_ACCOUNT_KEY / DASHSCOPE_CONTRACT_OTHER_REGION_KEY for t
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 from pathlib import Path
@@ -117,11 +118,29 @@ def main(argv: list[str] | None = None) -> int:
                 return 0
         import pytest
 
+        from .preflight import preflight
+        from .report import not_checked
+        from .settings import Settings
+
+        settings = Settings.from_env()
+        if settings.embedded and settings.api_key:
+            print("dashscope-contract: the embedded fake is the target; the key in DASHSCOPE_API_KEY is ignored")
+        reason = preflight(settings)
+        if reason is not None:
+            _, md_path = not_checked(settings.report_dir, {"target": settings.base_url, "profile": settings.profile,
+                                                           "drift": False}, reason)
+            print(f"NOT CHECKED: {reason} ({md_path})")
+            return 2
         # The installed suite by its absolute directory, whatever directory this runs in: pytest
         # loads conftests from its arguments as paths before resolving --pyargs, so in a checkout
         # "contract_tests" would name the working tree's copy next to the installed one.
         suite = str(Path(__file__).resolve().parent)
-        return int(pytest.main(["-p", "no:cacheprovider", "-q", "--rootdir", suite, "-c", os.devnull, suite, *args.pytest_args]))
+        code = int(pytest.main(["-p", "no:cacheprovider", "-q", "--rootdir", suite, "-c", os.devnull, suite, *args.pytest_args]))
+        # 0: every planned check ran and nothing drifted; 1: drift; 2: could not check (pytest
+        # stopped, found nothing to run, or was interrupted).
+        report = settings.report_dir / "report.json"
+        stopped = report.is_file() and "not_checked" in json.loads(report.read_text(encoding="utf-8"))["meta"]
+        return 2 if stopped or code not in (0, 1) else code
     if args.command == "recheck":
         from . import cassette
 

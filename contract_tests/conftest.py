@@ -87,14 +87,21 @@ def pytest_sessionfinish(session, exitstatus):
         return
     meta["exchanges"] = client.sent
     meta["budget"] = {"images": client.budget.spent_images, "usd_estimate": round(client.budget.spent_usd, 4)}
+    if exitstatus not in (0, 1) or client.sent == 0:
+        # "No drift" only when the plan ran: a run stopped early, or that sent nothing, checked nothing.
+        meta["not_checked"] = f"the run stopped before its plan finished (pytest exit {int(exitstatus)}, {client.sent} exchanges)"
     settings = Settings.from_env()
     paths = session.config._contract_reporter.write(settings.report_dir, meta)
     session.config._contract_report_paths = paths
+    session.config._contract_not_checked = "not_checked" in meta
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config):
     paths = getattr(config, "_contract_report_paths", None)
     if paths:
         reporter = config._contract_reporter
-        verdict = f"DRIFT: {len(reporter.findings)} violation group(s)" if reporter.drift else "no drift"
+        if getattr(config, "_contract_not_checked", False):
+            verdict = "NOT CHECKED"
+        else:
+            verdict = f"DRIFT: {len(reporter.findings)} violation group(s)" if reporter.drift else "no drift"
         terminalreporter.write_line(f"contract report ({verdict}): {paths[1]} and {paths[0]}")

@@ -95,13 +95,28 @@ class Reporter:
         return json_path, md_path
 
 
+def _verdict(meta: dict[str, Any]) -> str:
+    if meta.get("not_checked"):
+        return f"**NOT CHECKED**: {meta['not_checked']}"
+    return "**DRIFT**: the target does not match the documented contract" if meta["drift"] else "no drift found"
+
+
+def not_checked(directory: Path, meta: dict[str, Any], reason: str) -> tuple[Path, Path]:
+    """The report of a run that could not check anything: it says so, and why."""
+    reporter = Reporter()
+    return reporter.write(directory, {**meta, "not_checked": reason, "exchanges": meta.get("exchanges", 0)})
+
+
 def markdown(data: dict[str, Any]) -> str:
     meta = data["meta"]
     lines = ["# DashScope contract report", "",
              f"- target: {meta.get('target')}", f"- profile checked: {meta.get('profile')}",
-             f"- result: {'**DRIFT**: the target does not match the documented contract' if meta['drift'] else 'no drift found'}",
+             f"- result: {_verdict(meta)}",
              f"- exchanges: {meta.get('exchanges')} ({meta.get('exchanges_per_second', '?')} per second),"
              f" wall time {meta.get('seconds')} s", ""]
+    ran = sum(c["passed"] + c["failed"] for c in data["checks"].values())
+    failed = sum(c["failed"] for c in data["checks"].values())
+    lines += [f"- checks: {ran} run, {failed} failed", ""]
     lines += ["## Checks", "", "| check | passed | failed |", "|---|---|---|"]
     lines += [f"| {name} | {c['passed']} | {c['failed']} |" for name, c in data["checks"].items()]
     if not data["violations"]:

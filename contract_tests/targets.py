@@ -132,9 +132,11 @@ def resolve(settings: Settings, embedded: EmbeddedFake | None) -> Target:
     if embedded is not None:
         region = settings.region or "cn-beijing"
         base_url, origin = f"{embedded.origin}/{region}/api/v1", embedded.origin
-        api_key = settings.api_key or next(k["key"] for k in httpx.get(origin + "/__admin/keys", timeout=10).json()["keys"]
-                                           if k["region"] == region)
-        description = f"the embedded fake ({settings.profile} profile), {base_url}"
+        # The embedded fake's own demo key, whatever DASHSCOPE_API_KEY holds: most users have a real
+        # key exported, and the fake would refuse it (a run red with 401s of the suite's own making).
+        api_key = next(k["key"] for k in httpx.get(origin + "/__admin/keys", timeout=10).json()["keys"] if k["region"] == region)
+        ignored = " (the key in DASHSCOPE_API_KEY is ignored: the embedded fake has its own)" if settings.api_key else ""
+        description = f"the embedded fake ({settings.profile} profile), {base_url}{ignored}"
     else:
         if not settings.api_key:
             raise ValueError("DASHSCOPE_HTTP_BASE_URL is set but DASHSCOPE_API_KEY is not")

@@ -47,3 +47,38 @@ def test_recheck_and_diff_exit_codes(tmp_path):
     changed = _run(["diff", str(RECORDINGS / "fake-current"), str(RECORDINGS / "fake-2025-12"), "--out", str(tmp_path / "d.md")], tmp_path)
     assert (same.returncode, changed.returncode) == (0, 1)
     assert "qwen-image-edit-plus" in (tmp_path / "d.md").read_text()
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def test_an_unreachable_target_is_not_checked_exit_2_at_once(tmp_path):
+    import time
+
+    env = {**_env(), "DASHSCOPE_HTTP_BASE_URL": f"http://127.0.0.1:{_free_port()}/cn-beijing/api/v1",
+           "DASHSCOPE_API_KEY": "sk-demoabj1-0000000000000000"}
+    started = time.monotonic()
+    done = subprocess.run([SCRIPT, "run", "--report", str(tmp_path / "report")], cwd=tmp_path, env=env, capture_output=True,
+                          text=True, timeout=120, stdin=subprocess.DEVNULL)
+    assert done.returncode == 2 and time.monotonic() - started < 30, done.stdout[-2000:] + done.stderr[-2000:]
+    assert done.stdout.startswith("NOT CHECKED: ") and "does not answer" in done.stdout and len(done.stdout.splitlines()) == 1
+    report = (tmp_path / "report" / "report.md").read_text()
+    assert "**NOT CHECKED**" in report and "no drift" not in report and "no drift" not in done.stdout
+    assert json.loads((tmp_path / "report" / "report.json").read_text())["meta"]["not_checked"].endswith(")")
+
+
+def test_an_embedded_run_ignores_a_real_looking_key_in_the_environment(tmp_path):
+    env = {**_env(), "DASHSCOPE_API_KEY": "sk-0123456789abcdef0123456789abcdef"}
+    done = subprocess.run([SCRIPT, "run", "--models", "qwen-image-plus", "--report", str(tmp_path / "report"), "--", "-k",
+                           "unknown_task or catalog_case"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300,
+                          stdin=subprocess.DEVNULL)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
+    assert "the key in DASHSCOPE_API_KEY is ignored" in done.stdout
+    report = json.loads((tmp_path / "report" / "report.json").read_text())
+    assert report["meta"]["drift"] is False and "not_checked" not in report["meta"] and report["meta"]["exchanges"] > 10
+    assert "ignored" in report["meta"]["target"]
