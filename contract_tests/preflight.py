@@ -10,7 +10,7 @@ import uuid
 
 import httpx
 
-from .settings import Settings
+from .settings import NO_KEY, Settings
 
 TIMEOUT = httpx.Timeout(10.0, connect=5.0)
 
@@ -22,7 +22,7 @@ def preflight(settings: Settings) -> str | None:
         return None
     assert settings.base_url is not None
     if not settings.api_key:
-        return "DASHSCOPE_HTTP_BASE_URL is set but DASHSCOPE_API_KEY is not"
+        return NO_KEY
     url = f"{settings.base_url}/tasks/{uuid.uuid4()}"
     try:
         response = httpx.get(url, headers={"Authorization": f"Bearer {settings.api_key}"}, timeout=TIMEOUT)

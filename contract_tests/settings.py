@@ -12,6 +12,7 @@ from urllib.parse import urlsplit
 import dashscope_schemas as ds
 
 ENV = "DASHSCOPE_CONTRACT_"
+NO_KEY = "DASHSCOPE_HTTP_BASE_URL is set but DASHSCOPE_API_KEY is not"
 REAL_HOST_SUFFIX = ".aliyuncs.com"
 
 

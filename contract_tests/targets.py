@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import dashscope_schemas as ds
 import httpx
 
-from .settings import Settings, region_of_base_url
+from .settings import NO_KEY, Settings, region_of_base_url
 
 
 def _admin_headers(token: str | None) -> dict[str, str]:
@@ -139,7 +139,7 @@ def resolve(settings: Settings, embedded: EmbeddedFake | None) -> Target:
         description = f"the embedded fake ({settings.profile} profile), {base_url}{ignored}"
     else:
         if not settings.api_key:
-            raise ValueError("DASHSCOPE_HTTP_BASE_URL is set but DASHSCOPE_API_KEY is not")
+            raise ValueError(NO_KEY)
         assert settings.base_url is not None  # no embedded fake: the settings name a base URL
         base_url, api_key = settings.base_url, settings.api_key
         inferred, origin = region_of_base_url(base_url, catalog)

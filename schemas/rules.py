@@ -87,6 +87,7 @@ class _Context:
         self.region = region
         self.model: Model | None = None
         self.images: list[InputImage] = []
+        self.asks_async = self.headers.get("x-dashscope-async", "").lower() == "enable"
 
     def violation(self, rule: str, path: str, reason: str, error: str = "invalid_parameter", said: str | None = None) -> Violation:
         """A broken rule. Entries of the error table with a fixed text answer with it; the generic
@@ -119,10 +120,9 @@ def _texts_and_images(ctx: _Context) -> tuple[Any, Any, list[Any]]:
 def check_async_header(ctx: _Context) -> list[Violation]:
     """The gateway's first check: an async-only endpoint needs X-DashScope-Async: enable, a
     sync-only one refuses it (403 either way; observation async-header-on-sync)."""
-    asks_async = ctx.headers.get("x-dashscope-async", "").lower() == "enable"
-    if ctx.endpoint.async_header == "required" and not asks_async:
+    if ctx.endpoint.async_header == "required" and not ctx.asks_async:
         return [ctx.violation("async-header", "X-DashScope-Async", "this endpoint is asynchronous only", "sync_not_supported")]
-    if ctx.endpoint.async_header == "refused" and asks_async:
+    if ctx.endpoint.async_header == "refused" and ctx.asks_async:
         return [ctx.violation("async-header", "X-DashScope-Async", "this endpoint is synchronous only", "async_not_supported")]
     return []
 
@@ -148,8 +148,7 @@ def check_endpoint(ctx: _Context) -> list[Violation]:
         # A synchronous-only model asked for a task is refused as an async call (403); any other
         # model on a route that does not serve it is a "url error" (observations
         # async-header-on-sync, url-error-message).
-        asks_async = ctx.headers.get("x-dashscope-async", "").lower() == "enable"
-        error = "async_not_supported" if asks_async and not ctx.model.is_async else "url_error"
+        error = "async_not_supported" if ctx.asks_async and not ctx.model.is_async else "url_error"
         return [ctx.violation("model-endpoint", "model",
                               f"{ctx.model.name} is served by {', '.join(ctx.model.endpoints)}, not {ctx.endpoint_name}", error)]
     return []

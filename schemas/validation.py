@@ -98,9 +98,9 @@ def validate(instance: Any, name: str, profile: str = DEFAULT_PROFILE) -> list[V
     issues = []
     for error in errors:
         leaf = _leaf(error)
-        evidence = _evidence_along(validator.schema, error.absolute_schema_path)
-        evidence += tuple(i for i in _evidence_along(validator.schema, leaf.absolute_schema_path) if i not in evidence)
-        said, key = plain_message(error)
+        # The leaf's absolute path runs through its parents', so one walk sees every node on the way.
+        evidence = _evidence_along(validator.schema, leaf.absolute_schema_path)
+        said, key = plain_message(error, leaf)
         issues.append(ValidationIssue(format_path(leaf.absolute_path), _bounded(leaf.message), str(leaf.validator), evidence,
                                       said, key))
     return issues
@@ -174,10 +174,11 @@ def _missing(error: ValidationError) -> str:
     return next((name for name in required if name not in present), "")
 
 
-def plain_message(error: ValidationError) -> tuple[str, str | None]:
+def plain_message(error: ValidationError, leaf: ValidationError) -> tuple[str, str | None]:
     """(a short sentence naming the field and the limit, the error-table key a schema node names
-    for this failure or None). The outermost node that says something about its failing keyword wins."""
-    for candidate in (error, _leaf(error)):
+    for this failure or None). The outermost node that says something about its failing keyword
+    wins: the error itself, then its most relevant leaf (_leaf)."""
+    for candidate in (error, leaf):
         keyword, where = str(candidate.validator), format_path(candidate.absolute_path)
         if keyword == "required":
             field = _missing(candidate)
@@ -187,5 +188,4 @@ def plain_message(error: ValidationError) -> tuple[str, str | None]:
         key = _said(candidate.schema, "x-errors", keyword)
         if predicate or key:
             return f"{where or 'the body'} {predicate or _predicate(candidate)}", key
-    leaf = _leaf(error)
     return f"{format_path(leaf.absolute_path) or 'the body'} {_predicate(leaf)}", None

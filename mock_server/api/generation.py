@@ -14,7 +14,7 @@ from ..domain.tasks import Task
 from ..errors import DashScopeError
 from . import streaming
 from .faults import carry_out
-from .http import call_of, public_base_url, reply, service_of, wire_headers
+from .http import call_of, public_base_url, reply, request_id_headers, service_of
 
 Handler = Callable[[Request], Awaitable[Response]]
 
@@ -54,8 +54,7 @@ def handler_for(endpoint: Endpoint) -> Handler:
 
 
 def _stream(request: Request, events: streaming.Events, call: Call, *, refused: bool = False) -> StreamingResponse:
-    headers = wire_headers(request, call.request_id, refused=refused)
-    del headers["content-type"]
+    headers = request_id_headers(request, call.request_id, refused=refused)
     return StreamingResponse(events, media_type=streaming.SSE_MEDIA_TYPE, headers=headers)
 
 
@@ -67,12 +66,12 @@ def _images(request: Request, result: SyncResult, call: Call, stream: bool) -> R
     urls = [service.files.result_url(base, image_id, expires) for image_id in result.image_ids]
     if stream:
         return _stream(request, streaming.result_events(urls, result.width, result.height, call.request_id, result.incremental), call)
-    made = len(urls)
+    made, asked = len(urls), result.requested or len(urls)
     return reply(request, {
         "output": {"choices": [{"finish_reason": "stop", "message": {"role": "assistant",
                                                                       "content": [{"image": u} for u in urls]}}],
                    # Singular, beside choices, in the real answers (observation sync-task-metric).
-                   "task_metric": {"TOTAL": result.requested or made, "SUCCEEDED": made, "FAILED": (result.requested or made) - made}},
+                   "task_metric": {"TOTAL": asked, "SUCCEEDED": made, "FAILED": asked - made}},
         "usage": {"width": result.width, "height": result.height, "image_count": made},
         "request_id": call.request_id,
     })

@@ -41,23 +41,27 @@ def endpoint_of(request: Request) -> Endpoint | None:
     return endpoints.get(request.scope.get("endpoint"))
 
 
-def wire_headers(request: Request | None, request_id: str, *, refused: bool = False) -> dict[str, str]:
-    """The headers the real route sends with an answer: those that repeat the request id (per
-    route, observation request-id-headers: a refusal carries only the gateway's x-request-id, an
-    answer of the model service also x-dashscope-requestid) and its JSON content type
-    (application/json;charset=UTF-8 on /tasks)."""
+def request_id_headers(request: Request | None, request_id: str, *, refused: bool = False) -> dict[str, str]:
+    """The headers that repeat the request id, as the real route sends them (observation
+    request-id-headers): a refusal carries only the gateway's x-request-id, an answer of the model
+    service also x-dashscope-requestid."""
     endpoint = endpoint_of(request) if request is not None else None
     names = endpoint.request_id_headers if endpoint is not None else _GATEWAY_HEADERS
     if refused:
         names = tuple(name for name in names if name in _GATEWAY_HEADERS)
-    headers = dict.fromkeys(names, request_id)
-    headers["content-type"] = endpoint.content_type if endpoint is not None else "application/json"
-    return headers
+    return dict.fromkeys(names, request_id)
+
+
+def _json_type(request: Request | None) -> str:
+    """The route's JSON content type (application/json;charset=UTF-8 on /tasks)."""
+    endpoint = endpoint_of(request) if request is not None else None
+    return endpoint.content_type if endpoint is not None else "application/json"
 
 
 def reply(request: Request, data: dict[str, Any], status: int = 200) -> JSONResponse:
     """A JSON answer with the route's headers; `data` carries its request_id."""
-    return JSONResponse(data, status_code=status, headers=wire_headers(request, data["request_id"]))
+    return JSONResponse(data, status_code=status, headers=request_id_headers(request, data["request_id"]),
+                        media_type=_json_type(request))
 
 
 async def call_of(request: Request, *, with_body: bool = False) -> Call:
@@ -105,7 +109,8 @@ async def read_body(request: Request, limit: int, timeout: float) -> bytes:
     return b"".join(chunks)
 
 
-def error_reply(error: DashScopeError, request: Request | None = None, request_id: str | None = None) -> JSONResponse:
-    request_id = request_id or new_request_id()
+def error_reply(error: DashScopeError, request: Request | None = None) -> JSONResponse:
+    request_id = new_request_id()
     return JSONResponse(error.envelope(request_id), status_code=error.status,
-                        headers={**wire_headers(request, request_id, refused=True), **error.headers})
+                        headers={**request_id_headers(request, request_id, refused=True), **error.headers},
+                        media_type=_json_type(request))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from functools import lru_cache
 from typing import Any
 
 from starlette.requests import Request
@@ -86,6 +87,7 @@ def _epoch_ms(epoch: float) -> int:
     return int(epoch * 1000)
 
 
+@lru_cache(maxsize=4096)
 def account_uid(account: str) -> str:
     """A numeric user id for an account, stable across runs, as the real list shows one."""
     return str(10**15 + int.from_bytes(hashlib.sha256(account.encode()).digest()[:8], "big") % (9 * 10**15))
@@ -96,7 +98,6 @@ def _list_item(service: FakeDashScope, task: Task) -> dict[str, Any]:
     milliseconds, the caller's ids, the creating request's id and the API's unique key
     (apikey:v1:<group>:<task>:<function>:<model>, from the route the task came in by)."""
     uid = account_uid(task.account)
-    route = service.catalog.endpoints[task.endpoint].path.removeprefix("/services/").split("/")
     item: dict[str, Any] = {
         "api_key_id": task.api_key_id, "caller_parent_id": uid, "caller_uid": uid,
         **({"end_time": _epoch_ms(task.end_time)} if task.end_time is not None else {}),
@@ -104,6 +105,12 @@ def _list_item(service: FakeDashScope, task: Task) -> dict[str, Any]:
         "request_id": task.request_id,
         **({"start_time": _epoch_ms(task.scheduled_time)} if task.scheduled_time is not None else {}),
         "status": task.status, "task_id": task.task_id,
-        "user_api_unique_key": ":".join(["apikey", "v1", *route, task.model]),
+        "user_api_unique_key": _unique_key_prefix(service.catalog.endpoints[task.endpoint].path) + task.model,
     }
     return item
+
+
+@lru_cache(maxsize=64)
+def _unique_key_prefix(route_path: str) -> str:
+    """'apikey:v1:<group>:<task>:<function>:' of a generation route's path (/services/<group>/<task>/<function>)."""
+    return ":".join(["apikey", "v1", *route_path.removeprefix("/services/").split("/"), ""])
