@@ -33,11 +33,23 @@ class Expect:
     model: str | None = None              # the model the expectation is about
 
 
+# How bad a finding is. breaking: a client written to the contract fails (a status, an error code,
+# a type, a missing required field, a move the state machine forbids); warning: it likely goes on
+# but something it may read changed (an undocumented field, a message text, a header); info: worth
+# knowing, not drift (timing that differs from the fake's configuration). `--fail-on breaking`
+# makes only breaking findings fail a run; info findings never do.
+SEVERITIES = ("breaking", "warning", "info")
+# Schema keywords whose failure a client survives: a field the schema does not name.
+_WARNING_KEYWORDS = frozenset({"additionalProperties", "unevaluatedProperties"})
+
+
 class CheckFailed(Exception):
-    def __init__(self, message: str, *, field: str | None = None, expected: Any = None, actual: Any = None, evidence: str = ""):
+    def __init__(self, message: str, *, field: str | None = None, expected: Any = None, actual: Any = None, evidence: str = "",
+                 severity: str | None = None):
         super().__init__(message)
         self.message, self.field, self.expected, self.actual = message, field, expected, actual
         self.evidence = evidence  # where the expectation comes from (docs or an observation); "" = the route's docs
+        self.severity = severity  # None: the check's own severity (see `check`)
 
 
 def route_evidence(catalog: ds.Catalog, endpoint_name: str) -> str:
@@ -70,6 +82,7 @@ class Context:
 
 CheckFn = Callable[[Context, Exchange, Expect | None], None]
 CHECKS: dict[str, CheckFn] = {}
+SEVERITY: dict[str, str] = {}  # check name -> the severity of its findings unless a failure says otherwise
 
 
 def run_checks(reporter: Any, ctx: Context, exchange: Exchange, expect: Expect | None, names: Iterable[str],
@@ -83,17 +96,21 @@ def run_checks(reporter: Any, ctx: Context, exchange: Exchange, expect: Expect |
         except CheckFailed as failed:
             reporter.failed(name, exchange, failed.message, field=failed.field, expected=failed.expected,
                             actual=failed.actual, test=test,
-                            evidence=failed.evidence or route_evidence(ctx.catalog, exchange.endpoint))
+                            evidence=failed.evidence or route_evidence(ctx.catalog, exchange.endpoint),
+                            severity=failed.severity or SEVERITY[name])
             failures.append((name, failed))
         else:
             reporter.passed(name)
     return failures
 
 
-def check(name: str) -> Callable[[CheckFn], CheckFn]:
+def check(name: str, severity: str = "breaking") -> Callable[[CheckFn], CheckFn]:
+    assert severity in SEVERITIES, severity
+
     def register(fn: CheckFn) -> CheckFn:
         fn.check_name = name  # type: ignore[attr-defined]
         CHECKS[name] = fn
+        SEVERITY[name] = severity
         return fn
     return register
 
@@ -135,7 +152,8 @@ def response_schema_conformance(ctx, exchange, expect):
         first = issues[0]
         raise CheckFailed("; ".join(str(i) for i in issues[:5]), field=first.path or "(document)",
                           expected=schema, actual=first.reason,
-                          evidence=evidence.cite(first.evidence) if first.evidence else evidence.docs_of_schema(schema))
+                          evidence=evidence.cite(first.evidence) if first.evidence else evidence.docs_of_schema(schema),
+                          severity="warning" if all(i.keyword in _WARNING_KEYWORDS for i in issues) else "breaking")
 
 
 @check("error_envelope")

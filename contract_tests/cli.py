@@ -2,7 +2,8 @@
 recording offline, or compare two recordings.
 
     dashscope-contract run [--profile P] [--region R] [--models a,b] [--budget-images N]
-                           [--budget-usd X] [--record DIR] [--report DIR] [--max-examples N] [-- pytest args]
+                           [--budget-usd X] [--target KIND] [--fail-on SEVERITY]
+                           [--record DIR] [--report DIR] [--max-examples N] [-- pytest args]
     dashscope-contract plan [same options]          # = run --dry-run: the requests and their cost
     dashscope-contract recheck RECORDING [--profile P] [--report DIR]
     dashscope-contract diff RECORDING_A RECORDING_B [--out FILE]
@@ -20,9 +21,11 @@ import os
 import sys
 from pathlib import Path
 
+from .settings import FAIL_ON, TARGET_KINDS
+
 ENV_OPTIONS = {"profile": "PROFILE", "region": "REGION", "models": "MODELS", "budget_images": "BUDGET_IMAGES",
                "budget_usd": "BUDGET_USD", "record": "RECORD", "report": "REPORT_DIR", "max_examples": "MAX_EXAMPLES",
-               "task_timeout": "TASK_TIMEOUT"}
+               "task_timeout": "TASK_TIMEOUT", "target": "TARGET", "fail_on": "FAIL_ON"}
 
 
 def _run_options(parser: argparse.ArgumentParser) -> None:
@@ -30,7 +33,14 @@ def _run_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--region", help="the region of the target (default: from the base URL)")
     parser.add_argument("--models", help="comma-separated models to cover (default: all of the profile)")
     parser.add_argument("--budget-images", type=int, help="never generate more images than this")
-    parser.add_argument("--budget-usd", type=float, help="never spend more than this, at the catalog's prices")
+    parser.add_argument("--budget-usd", type=float,
+                        help="never spend more than this, at the catalog's prices (default: US$1 against a target that may"
+                             " bill, the real service or an unknown server; none against a fake)")
+    parser.add_argument("--target", choices=TARGET_KINDS,
+                        help="what the target is, instead of detecting it: embedded (start the fake here), fake (a fake"
+                             " with the admin API), real (the billed service), unknown (no admin API: treated as billed)")
+    parser.add_argument("--fail-on", choices=FAIL_ON,
+                        help="the least severity that fails the run: warning (default: any drift) or breaking")
     parser.add_argument("--record", help="save every exchange (keys masked) to DIR/cassette.jsonl")
     parser.add_argument("--report", help="where report.md and report.json go (default ./contract-report)")
     parser.add_argument("--max-examples", type=int, help="Hypothesis examples per generated test (default 25)")
@@ -65,44 +75,55 @@ def _export(args: argparse.Namespace) -> None:
 
 
 def plan() -> int:
-    """Print what a run would send, with its estimated cost; send nothing."""
+    """Print what a run would send, with its estimated cost and what the budget cuts; send nothing."""
     import dashscope_schemas as ds
 
-    from .cases import catalog_cases
-    from .client import Budget
     from .exchange import Exchange
+    from .plan import plan_estimate
     from .settings import Settings
+    from .targets import KIND_WORDS, detect_kind
 
     settings = Settings.from_env()
     catalog = ds.load_catalog(settings.profile)
-    base = settings.base_url or "http://127.0.0.1:PORT/cn-beijing/api/v1 (the embedded fake)"
-    region = settings.case_region(catalog)
-    real = settings.points_at_real_service
-    models = list(settings.models) or sorted(catalog.models)
-    cases = catalog_cases(catalog, models, region, cheap=real, has_other_region_key=bool(settings.other_region_key) or not real)
-    budget = Budget(None, None, region, catalog)
-    total_images, total_cost = 0, 0.0
-    print(f"# dashscope-contract plan: {base}, profile {settings.profile}, region {region}"
-          f"{' (real service: cheapest choices)' if real else ''}")
-    for case in cases:
-        cost = case.spend * budget.price(case.model)
-        total_images += case.spend
-        total_cost += cost
+    kind, _ = detect_kind(settings)
+    base = settings.base_url or "http://127.0.0.1:PORT/cn-beijing/api/v1"
+    estimate = plan_estimate(settings, kind)
+    limit = ("no money budget" if estimate.budget_usd is None else f"budget ${estimate.budget_usd:.2f}") + (
+        f", {estimate.budget_images} images" if estimate.budget_images is not None else "")
+    print(f"# dashscope-contract plan: {base} ({KIND_WORDS[kind]}), profile {settings.profile}, region {estimate.region},"
+          f" {limit}{' (cheapest choices)' if kind in ('real', 'unknown') else ''}")
+    for line in estimate.lines:
+        fits = "fits" if line.fits else "CUT by the budget"
+        if line.case is None:
+            print(f"\n# {line.label}: {line.images} image(s), ${line.usd:.4f}: {fits} (drawn at run time)")
+            continue
+        case = line.case
         verdict = "accept" if case.expect.accepted else f"{case.expect.status} {case.expect.code}"
-        url = (settings.base_url or "http://127.0.0.1:PORT/cn-beijing/api/v1") + catalog.endpoints[case.endpoint].path
         headers = {**case.headers, "Content-Type": "application/json",
                    **({"Authorization": "Bearer $DASHSCOPE_API_KEY"} if case.key == "default" else {})}
-        exchange = Exchange("POST", url, case.endpoint, headers, case.body, 0, {}, None)
-        print(f"\n# {case.id}: expect {verdict}; {case.spend} image(s), ${cost:.4f}\n{exchange.curl()}")
-    cheapest = min((budget.price(m) * catalog.models[m].n.min for m in models), default=0.0)
-    generated = settings.max_examples
-    tasks = 4 + min(settings.max_examples, 10)
-    print(f"\n# catalog cases: {len(cases)} requests, {total_images} images, about ${total_cost:.2f}")
-    print(f"# generated valid requests: up to {generated} more, about ${generated * cheapest:.2f} at the cheapest model"
-          f" (invalid ones are refused and free)")
-    print(f"# task lifecycle and state machine: about {tasks} more tasks, about ${tasks * cheapest:.2f}")
-    print("# a budget (--budget-images / --budget-usd) stops the run before it spends more; prices not printed by the"
-          " docs count as the dearest documented one.")
+        exchange = Exchange("POST", base + catalog.endpoints[case.endpoint].path, case.endpoint, headers, case.body, 0, {}, None)
+        print(f"\n# {case.id}: expect {verdict}; {line.images} image(s), ${line.usd:.4f}: {fits}\n{exchange.curl()}")
+    cut = estimate.cut
+    print(f"\n# plan: {len(estimate.lines)} requests, {sum(line.images for line in estimate.lines)} images,"
+          f" about ${estimate.total_usd:.2f}; {limit}: ${estimate.fitting_usd:.2f} fits,"
+          f" {len(cut)} request(s) cut (${sum(line.usd for line in cut):.2f})")
+    if cut:
+        print("# cut: " + ", ".join(line.label for line in cut[:20]) + (" ..." if len(cut) > 20 else ""))
+        print("# a run that cuts requests ends NOT CHECKED (exit 2): raise --budget-usd or narrow --models")
+    print("# invalid requests are refused and free; prices the docs do not give count as the dearest documented one.")
+    return 0
+
+
+def _exit_code(report_path: Path, pytest_code: int, fail_severities: tuple[str, ...]) -> int:
+    """0: every planned check ran and nothing drifted (at --fail-on's severity); 1: drift;
+    2: could not check (stopped, budget, transport errors, nothing run)."""
+    if not report_path.is_file():
+        return 2
+    data = json.loads(report_path.read_text(encoding="utf-8"))
+    if any(v.get("severity", "breaking") in fail_severities for v in data["violations"]):
+        return 1
+    if "not_checked" in data["meta"] or pytest_code not in (0, 1):
+        return 2
     return 0
 
 
@@ -121,26 +142,32 @@ def main(argv: list[str] | None = None) -> int:
         from .preflight import preflight
         from .report import not_checked
         from .settings import Settings
+        from .targets import KIND_WORDS, detect_kind
 
         settings = Settings.from_env()
-        if settings.embedded and settings.api_key:
-            print("dashscope-contract: the embedded fake is the target; the key in DASHSCOPE_API_KEY is ignored")
-        reason = preflight(settings)
+        try:
+            kind, _ = detect_kind(settings)
+            reason = preflight(settings)
+        except ValueError as error:
+            kind, reason = settings.target or "unknown", str(error)
         if reason is not None:
-            _, md_path = not_checked(settings.report_dir, {"target": settings.base_url, "profile": settings.profile,
-                                                           "drift": False}, reason)
+            _, md_path = not_checked(settings.report_dir, {"target": settings.base_url, "target_kind": kind,
+                                                           "profile": settings.profile, "drift": False}, reason)
             print(f"NOT CHECKED: {reason} ({md_path})")
             return 2
+        os.environ["DASHSCOPE_CONTRACT_TARGET"] = kind  # the run (collection included) follows the detected kind
+        budget = settings.budget_usd_for(kind)
+        print(f"dashscope-contract: target: {KIND_WORDS[kind]}, {settings.base_url or 'started here'}"
+              + (f"; money budget ${budget:.2f} (--budget-usd)" if budget is not None else ""))
+        if settings.embedded and settings.api_key:
+            print("dashscope-contract: the embedded fake is the target; the key in DASHSCOPE_API_KEY is ignored")
         # The installed suite by its absolute directory, whatever directory this runs in: pytest
         # loads conftests from its arguments as paths before resolving --pyargs, so in a checkout
         # "contract_tests" would name the working tree's copy next to the installed one.
+        (settings.report_dir / "report.json").unlink(missing_ok=True)  # never judge by an earlier run's report
         suite = str(Path(__file__).resolve().parent)
         code = int(pytest.main(["-p", "no:cacheprovider", "-q", "--rootdir", suite, "-c", os.devnull, suite, *args.pytest_args]))
-        # 0: every planned check ran and nothing drifted; 1: drift; 2: could not check (pytest
-        # stopped, found nothing to run, or was interrupted).
-        report = settings.report_dir / "report.json"
-        stopped = report.is_file() and "not_checked" in json.loads(report.read_text(encoding="utf-8"))["meta"]
-        return 2 if stopped or code not in (0, 1) else code
+        return _exit_code(settings.report_dir / "report.json", code, settings.fail_severities)
     if args.command == "recheck":
         from . import cassette
 

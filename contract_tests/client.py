@@ -19,6 +19,9 @@ from .settings import Settings
 from .targets import Target
 
 BACKOFF = (1, 2, 5, 10, 30, 60)
+# Requests that got no answer at all (refused, reset, timed out) before the run stops as NOT
+# CHECKED: a target that went away mid-run would otherwise fail every remaining test slowly.
+MAX_TRANSPORT_ERRORS = 3
 
 
 class BudgetExhausted(Exception):
@@ -28,8 +31,10 @@ class BudgetExhausted(Exception):
 class Budget:
     def __init__(self, images: int | None, usd: float | None, region: str, catalog: ds.Catalog):
         self.images_left, self.usd_left = images, usd
+        self.limit_images, self.limit_usd = images, usd
         self.region, self.catalog = region, catalog
         self.spent_images, self.spent_usd = 0, 0.0
+        self.cut = 0  # requests not sent because they would have gone over the budget
 
     def price(self, model: str) -> float:
         found = self.catalog.model(model)
@@ -41,8 +46,10 @@ class Budget:
     def reserve(self, model: str, images: int) -> None:
         cost = self.price(model) * images
         if self.images_left is not None and images > self.images_left:
+            self.cut += 1
             raise BudgetExhausted(f"{images} more images would exceed the image budget ({self.spent_images} spent)")
         if self.usd_left is not None and cost > self.usd_left + 1e-9:
+            self.cut += 1
             raise BudgetExhausted(f"${cost:.4f} more would exceed the money budget (${self.spent_usd:.4f} spent)")
         if self.images_left is not None:
             self.images_left -= images
@@ -78,11 +85,12 @@ class ContractClient:
         secrets = [k for k in (target.api_key, target.other_account_key, target.other_region[1] if target.other_region else None) if k]
         self.secrets = secrets
         self.recorder = Recorder(settings.record_dir, secrets)
-        self.budget = Budget(settings.budget_images if target.real or settings.budget_images else None,
-                             settings.budget_usd, target.region, self.catalog)
+        self.budget = Budget(settings.budget_images, settings.budget_usd_for(target.kind), target.region, self.catalog)
         self._http = httpx.Client(timeout=120, follow_redirects=False)
         self._last_sent: dict[str, float] = {}
         self.sent = 0
+        self.transport_errors = 0
+        self.stopped_because: str | None = None  # why the run gave up (NOT CHECKED), if it did
         self.last_model: str | None = None
 
     # --- sending ---------------------------------------------------------------------------
@@ -130,9 +138,13 @@ class ContractClient:
         for attempt in range(len(BACKOFF) + 1):
             self._pace(model)
             started = time.monotonic()
-            response = self._http.request(method, url, headers=request_headers, params=params,
-                                          content=raw_body if raw_body is not None
-                                          else (json.dumps(body).encode() if body is not None else None))
+            try:
+                response = self._http.request(method, url, headers=request_headers, params=params,
+                                              content=raw_body if raw_body is not None
+                                              else (json.dumps(body).encode() if body is not None else None))
+            except httpx.TransportError as error:
+                self._transport_error(url, error)
+                raise
             exchange = self._exchange(method, str(response.request.url), endpoint, request_headers, body, response,
                                       time.monotonic() - started, model)
             exchange.notes["key"] = key_kind  # recordings mask every key alike; this says which kind was sent
@@ -145,6 +157,16 @@ class ContractClient:
                 self._nudge_own_tasks()
             self._back_off(attempt)
         return exchange
+
+    def _transport_error(self, url: str, error: httpx.TransportError) -> None:
+        """Count a request that got no answer; past MAX_TRANSPORT_ERRORS the run stops (exit 2)."""
+        self.transport_errors += 1
+        if self.transport_errors >= MAX_TRANSPORT_ERRORS:
+            import pytest
+
+            self.stopped_because = (f"{self.transport_errors} requests got no answer, the last {url.split('?')[0]}"
+                                    f" ({type(error).__name__}: {str(error)[:120] or 'no detail'})")
+            pytest.exit(self.stopped_because, returncode=pytest.ExitCode.INTERRUPTED)
 
     @staticmethod
     def _exchange(method, url, endpoint, headers, body, response: httpx.Response, elapsed, model) -> Exchange:
@@ -185,7 +207,11 @@ class ContractClient:
                          params=params or {"page_no": 1, "page_size": 10})
 
     def download(self, url: str) -> tuple[Exchange, bytes]:
-        response = self._http.get(url)
+        try:
+            response = self._http.get(url)
+        except httpx.TransportError as error:
+            self._transport_error(url, error)
+            raise
         exchange = self._exchange("GET", url, "download", {}, None, response, 0.0, None)
         self.recorder.record(exchange)
         return exchange, response.content

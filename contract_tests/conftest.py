@@ -12,8 +12,9 @@ import os
 import dashscope_schemas as ds
 import pytest
 
-from .checks import ALWAYS, Context, run_checks
+from .checks import ALWAYS, SEVERITY, Context, run_checks
 from .client import ContractClient
+from .plan import plan_estimate
 from .report import Reporter
 from .settings import Settings
 from .targets import EmbeddedFake, resolve
@@ -30,6 +31,8 @@ class Contract:
     def verify(self, exchange, *names: str, expect=None, always: bool = True, **facts) -> None:
         ctx = Context(self.catalog, self.client, facts)
         failures = run_checks(self.reporter, ctx, exchange, expect, (ALWAYS if always else ()) + names, self.test_id)
+        # Every failure is reported; only those as severe as --fail-on fail the test.
+        failures = [(name, f) for name, f in failures if (f.severity or SEVERITY[name]) in self.settings.fail_severities]
         if failures:
             lines = [f"[{name}] {f.field or ''}: {f.message} (expected {f.expected!r}, got {f.actual!r})" for name, f in failures]
             body = json.dumps(exchange.response_body, ensure_ascii=False, default=str)[:600] if exchange else ""
@@ -49,8 +52,8 @@ def contract_session(contract_settings, request):
     client = ContractClient(target, contract_settings)
     reporter = request.config._contract_reporter
     reporter.mask = client.masked
-    request.config._contract_meta = {"target": target.description, "profile": contract_settings.profile,
-                                     "region": target.region, "client": client}
+    request.config._contract_meta = {"target": target.description, "target_kind": target.kind,
+                                     "profile": contract_settings.profile, "region": target.region, "client": client}
     yield target, client
     client.close()
     if embedded is not None:
@@ -71,6 +74,8 @@ def catalog(contract_settings) -> ds.Catalog:
 def pytest_configure(config):
     config._contract_reporter = Reporter()
     config._contract_meta = {}
+    config._contract_skipped = []
+    _CONFIG["config"] = config
     if os.environ.get("DASHSCOPE_CONTRACT_SHRINK", "1").lower() in ("0", "false", "no"):
         # Shrinking makes a failure minimal; a run that only needs to know *whether* the target
         # drifts (the mutation tests, a quick CI gate) can skip it.
@@ -80,17 +85,48 @@ def pytest_configure(config):
         settings.load_profile("contract-no-shrink")
 
 
+def pytest_runtest_logreport(report):
+    """Count skipped tests (and why), and turn a test that failed without reporting a finding (an
+    answer so far off that the test itself broke on it) into a finding, so the report explains
+    every red test."""
+    config = _CONFIG.get("config")
+    if config is None:
+        return
+    if report.skipped:
+        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr or "")
+        config._contract_skipped.append({"test": report.nodeid, "reason": reason.removeprefix("Skipped: ")})
+    elif report.failed and report.when == "call":
+        reporter = config._contract_reporter
+        if not any(report.nodeid in finding.tests for finding in reporter.findings.values()):
+            text = (report.longreprtext or "").strip().splitlines()
+            reporter.failed("suite_error", None, (text[-1] if text else "the test failed")[:400], field="(test)",
+                            expected="an answer the test can follow", actual=None, test=report.nodeid,
+                            evidence="the test's own expectations (see its traceback)")
+
+
+_CONFIG: dict = {}  # the session's config, for the report hook above
+
+
 def pytest_sessionfinish(session, exitstatus):
     meta = dict(getattr(session.config, "_contract_meta", {}))
     client = meta.pop("client", None)
     if client is None:
         return
+    settings = Settings.from_env()
+    budget = client.budget
     meta["exchanges"] = client.sent
-    meta["budget"] = {"images": client.budget.spent_images, "usd_estimate": round(client.budget.spent_usd, 4)}
-    if exitstatus not in (0, 1) or client.sent == 0:
+    meta["budget"] = {"limit_usd": budget.limit_usd, "limit_images": budget.limit_images,
+                      "spent_usd": round(budget.spent_usd, 4), "spent_images": budget.spent_images,
+                      "estimate_usd": round(plan_estimate(settings, client.target.kind).total_usd, 4), "cut": budget.cut}
+    meta["skipped"] = session.config._contract_skipped
+    if client.stopped_because:
+        meta["not_checked"] = client.stopped_because
+    elif exitstatus not in (0, 1) or client.sent == 0:
         # "No drift" only when the plan ran: a run stopped early, or that sent nothing, checked nothing.
         meta["not_checked"] = f"the run stopped before its plan finished (pytest exit {int(exitstatus)}, {client.sent} exchanges)"
-    settings = Settings.from_env()
+    elif budget.cut:
+        meta["not_checked"] = (f"the budget (${budget.limit_usd}, {budget.limit_images or 'any'} images) ran out before the plan"
+                               f" finished: {budget.cut} request(s) not sent")
     paths = session.config._contract_reporter.write(settings.report_dir, meta)
     session.config._contract_report_paths = paths
     session.config._contract_not_checked = "not_checked" in meta

@@ -1,9 +1,11 @@
-"""The server under test: the embedded fake (started here, on loopback) or any base URL.
+"""The server under test: the embedded fake (started here, on loopback) or any base URL, and
+what kind of server it is (settings.TARGET_KINDS), detected or forced with --target.
 
 A target that answers GET /__admin/clock is a fake with the admin API: the suite then moves its
-clock instead of waiting, and reads its demo keys for the isolation checks. Anything else is
-treated as the real service: no admin, real waiting, paced requests, a budget. A fake on another
-machine answers its admin API only to holders of its admin token: give it to the suite in
+clock instead of waiting, and reads its demo keys for the isolation checks. One of the service's
+own domains is the real service; anything else without the admin API is an unknown server. Both
+get the real service's caution: no admin, real waiting, paced requests, a budget. A fake on
+another machine answers its admin API only to holders of its admin token: give it to the suite in
 DASHSCOPE_CONTRACT_ADMIN_TOKEN.
 """
 
@@ -19,6 +21,9 @@ import dashscope_schemas as ds
 import httpx
 
 from .settings import NO_KEY, Settings, region_of_base_url
+
+KIND_WORDS = {"embedded": "the embedded fake", "fake": "a fake with the admin API", "real": "the real service (billed)",
+              "unknown": "an unknown server (no admin API: treated as billed, real waiting)"}
 
 
 def _admin_headers(token: str | None) -> dict[str, str]:
@@ -75,8 +80,9 @@ class Target:
     admin: Admin | None
     other_account_key: str | None      # same region, another account
     other_region: tuple[str, str] | None  # (base URL, key) of the same account in another region
-    real: bool                         # the real service: budget, pacing, cheapest choices
+    real: bool                         # no admin clock (real or unknown): budget, pacing, cheapest choices, real waiting
     description: str
+    kind: str = "unknown"              # settings.TARGET_KINDS
 
     @property
     def is_fake(self) -> bool:
@@ -126,6 +132,27 @@ class EmbeddedFake:
             self._process.stderr.close()
 
 
+def detect_kind(settings: Settings) -> tuple[str, Admin | None]:
+    """What kind of server the settings point at, and its admin API if it has one. A forced kind
+    (--target) is believed, except that a fake must have its admin API; the embedded fake is
+    started later, by the run."""
+    if settings.base_url is None and settings.target not in (None, "embedded"):
+        raise ValueError(f"--target {settings.target} needs DASHSCOPE_HTTP_BASE_URL (the base URL of the target)")
+    if settings.embedded:
+        return "embedded", None
+    assert settings.base_url is not None  # not embedded
+    if settings.target in ("real", "unknown"):
+        return settings.target, None  # believed: no clock moving, real waiting, a budget
+    if settings.points_at_real_service and settings.target is None:
+        return "real", None  # nothing to probe: the service has no admin API
+    catalog = ds.load_catalog(settings.profile)
+    admin = Admin.probe(region_of_base_url(settings.base_url, catalog)[1], settings.admin_token)
+    if settings.target == "fake" and admin is None:
+        raise ValueError(f"--target fake, but no admin API answers at {region_of_base_url(settings.base_url, catalog)[1]}"
+                         "/__admin/clock (a remote fake needs DASHSCOPE_CONTRACT_ADMIN_TOKEN)")
+    return ("fake", admin) if admin is not None else ("unknown", None)
+
+
 def resolve(settings: Settings, embedded: EmbeddedFake | None) -> Target:
     catalog = ds.load_catalog(settings.profile)
     region: str | None  # None: not given nor inferred from the base URL, asked of the admin API below
@@ -136,7 +163,7 @@ def resolve(settings: Settings, embedded: EmbeddedFake | None) -> Target:
         # key exported, and the fake would refuse it (a run red with 401s of the suite's own making).
         api_key = next(k["key"] for k in httpx.get(origin + "/__admin/keys", timeout=10).json()["keys"] if k["region"] == region)
         ignored = " (the key in DASHSCOPE_API_KEY is ignored: the embedded fake has its own)" if settings.api_key else ""
-        description = f"the embedded fake ({settings.profile} profile), {base_url}{ignored}"
+        description = f"{settings.profile} profile, {base_url}{ignored}"
     else:
         if not settings.api_key:
             raise ValueError(NO_KEY)
@@ -145,7 +172,9 @@ def resolve(settings: Settings, embedded: EmbeddedFake | None) -> Target:
         inferred, origin = region_of_base_url(base_url, catalog)
         region = settings.region or inferred
         description = f"{base_url}"
-    admin = Admin.probe(origin, settings.admin_token)
+    kind, admin = detect_kind(settings)
+    if kind == "embedded":
+        admin = Admin.probe(origin, settings.admin_token)
     if region is None:
         region = admin.regions().get("default_region", "cn-beijing") if admin else "cn-beijing"
     other_account, other_region = settings.other_account_key, None
@@ -163,5 +192,5 @@ def resolve(settings: Settings, embedded: EmbeddedFake | None) -> Target:
         other_region = (base_url, settings.other_region_key)  # a foreign key against our own region
     return Target(base_url=base_url, api_key=api_key, region=region, origin=origin, admin=admin,
                   other_account_key=other_account, other_region=other_region, real=admin is None,
-                  description=description + (" (admin API found)" if admin else " (no admin API: real waiting)"))
+                  description=f"{KIND_WORDS[kind]}: {description}", kind=kind)
 

@@ -22,7 +22,8 @@ def _models(contract) -> tuple[str, ...]:
 def test_generated_valid_requests_are_accepted(contract):
     cheap = contract.target.real
 
-    @settings(max_examples=contract.settings.max_examples, deadline=None, suppress_health_check=HEALTH, database=None)
+    @settings(max_examples=contract.settings.valid_examples(contract.target.kind), deadline=None, suppress_health_check=HEALTH,
+              database=None)
     @given(data=st.data())
     def run(data):
         endpoint, body, headers = data.draw(valid_request(contract.catalog.profile, _models(contract), contract.target.region, cheap))

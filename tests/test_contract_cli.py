@@ -34,7 +34,7 @@ def test_plan_prints_requests_and_cost_and_sends_nothing(tmp_path):
     done = _run(["plan", "--models", "qwen-image-edit-plus"], tmp_path)
     assert done.returncode == 0, done.stderr
     assert "curl -sS -X POST" in done.stdout and "$DASHSCOPE_API_KEY" in done.stdout
-    assert "# catalog cases:" in done.stdout and "images, about $" in done.stdout
+    assert "# plan: " in done.stdout and "images, about $" in done.stdout and ": fits" in done.stdout
     assert not (tmp_path / "contract-report").exists()
 
 
@@ -82,3 +82,125 @@ def test_an_embedded_run_ignores_a_real_looking_key_in_the_environment(tmp_path)
     report = json.loads((tmp_path / "report" / "report.json").read_text())
     assert report["meta"]["drift"] is False and "not_checked" not in report["meta"] and report["meta"]["exchanges"] > 10
     assert "ignored" in report["meta"]["target"]
+
+
+# --- the target's kind, the budget, the severity that fails a run ------------------------------------
+
+
+def _hiding_admin(app):
+    """The fake with its admin API gone: what a proxy, a gateway or another mock looks like."""
+
+    async def asgi(scope, receive, send):
+        if scope["type"] == "http" and scope["path"].startswith("/__admin"):
+            await send({"type": "http.response.start", "status": 404, "headers": [(b"content-type", b"text/plain")]})
+            await send({"type": "http.response.body", "body": b"not found"})
+            return
+        await app(scope, receive, send)
+
+    return asgi
+
+
+def _env_for(base_url: str) -> dict[str, str]:
+    return {**_env(), "DASHSCOPE_HTTP_BASE_URL": base_url, "DASHSCOPE_API_KEY": "sk-demoabj1-0000000000000000"}
+
+
+def test_a_loopback_server_without_the_admin_api_is_an_unknown_target_under_a_budget(tmp_path):
+    from helpers import make_service, serving
+
+    from mock_server.app import create_app
+
+    with serving(_hiding_admin(create_app(service=make_service()))) as port:
+        env = _env_for(f"http://127.0.0.1:{port}/cn-beijing/api/v1")
+
+        def cli(*args: str) -> subprocess.CompletedProcess:
+            return subprocess.run([SCRIPT, *args], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300,
+                                  stdin=subprocess.DEVNULL)
+
+        planned = cli("plan", "--models", "qwen-image-plus")
+        cut = cli("plan", "--models", "qwen-image-plus", "--budget-usd", "0.1")
+        forced = cli("run", "--target", "fake", "--report", str(tmp_path / "forced"))
+        ran = cli("run", "--models", "qwen-image-plus", "--report", str(tmp_path / "report"), "--", "-k", "unknown_task")
+    assert planned.returncode == 0, planned.stderr
+    head = planned.stdout.splitlines()[0]
+    assert "an unknown server" in head and "budget $1.00" in head and "cheapest choices" in head, head
+    assert "CUT by the budget" not in planned.stdout  # the cheapest plan of one model fits in a dollar
+    assert cut.returncode == 0 and "CUT by the budget" in cut.stdout and "request(s) cut" in cut.stdout
+    fitting = float(cut.stdout.split("budget $0.10: $")[1].split(" fits")[0])
+    assert 0 < fitting <= 0.1
+    # Forcing the wrong kind: a fake must have its admin API.
+    assert forced.returncode == 2 and forced.stdout.startswith("NOT CHECKED: --target fake, but no admin API"), forced.stdout
+    assert ran.returncode == 0, ran.stdout[-3000:] + ran.stderr[-2000:]
+    assert "target: an unknown server" in ran.stdout and "money budget $1.00" in ran.stdout
+    report = json.loads((tmp_path / "report" / "report.json").read_text())
+    assert report["meta"]["target_kind"] == "unknown" and report["meta"]["budget"]["limit_usd"] == 1.0
+    markdown = (tmp_path / "report" / "report.md").read_text()
+    assert "(kind: unknown)" in markdown and "- money: plan estimate $" in markdown and "budget $1.00" in markdown
+
+
+def test_a_fake_with_the_admin_api_is_detected_and_a_real_domain_planned_under_the_default_budget(tmp_path, live):
+    fake = subprocess.run([SCRIPT, "plan", "--models", "qwen-image-plus"], cwd=tmp_path, env=_env_for(live.base_url()),
+                          capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
+    assert fake.returncode == 0 and "(a fake with the admin API)" in fake.stdout.splitlines()[0], fake.stdout[:500]
+    assert "no money budget" in fake.stdout.splitlines()[0]
+    # A real domain is not probed (nothing is sent by a plan) and gets the default budget.
+    real = subprocess.run([SCRIPT, "plan", "--budget-images", "1000"], cwd=tmp_path,
+                          env=_env_for("https://dashscope.aliyuncs.com/api/v1"), capture_output=True, text=True, timeout=120,
+                          stdin=subprocess.DEVNULL)
+    assert real.returncode == 0, real.stderr
+    head = real.stdout.splitlines()[0]
+    assert "the real service (billed)" in head and "budget $1.00" in head, head
+    summary = next(line for line in real.stdout.splitlines() if line.startswith("# plan: "))
+    total = float(summary.split("about $")[1].split(";")[0])
+    fitting = float(summary.split("budget $1.00, 1000 images: $")[1].split(" fits")[0])
+    assert total > 1.0 >= fitting > 0.5, summary
+    assert "CUT by the budget" in real.stdout
+
+
+def test_the_exit_code_follows_the_findings_severity_and_fail_on(tmp_path):
+    from contract_tests.cli import _exit_code
+
+    def report(*severities: str, **meta) -> Path:
+        path = tmp_path / f"r{len(list(tmp_path.iterdir()))}.json"
+        path.write_text(json.dumps({"meta": {"drift": bool(severities), **meta},
+                                    "violations": [{"severity": s} for s in severities]}))
+        return path
+
+    every, breaking = ("breaking", "warning"), ("breaking",)
+    assert _exit_code(report(), 0, every) == 0
+    assert _exit_code(report("warning"), 1, every) == 1
+    assert _exit_code(report("warning"), 0, breaking) == 0      # --fail-on breaking: a warning passes
+    assert _exit_code(report("warning", "breaking"), 1, breaking) == 1
+    assert _exit_code(report("info"), 0, every) == 0            # info notes never fail a run
+    assert _exit_code(report(not_checked="budget"), 0, every) == 2
+    assert _exit_code(report("breaking", not_checked="stopped"), 2, every) == 1  # drift seen before stopping is drift
+    assert _exit_code(report(), 4, every) == 2                  # pytest found nothing to run, or crashed
+    assert _exit_code(tmp_path / "missing.json", 0, every) == 2
+
+
+def test_a_target_that_stops_answering_mid_run_stops_the_run(tmp_path):
+    """A few requests without any answer end the run at once (NOT CHECKED), instead of every
+    remaining test failing on its own, slowly."""
+    import pytest
+
+    from contract_tests.client import MAX_TRANSPORT_ERRORS, ContractClient
+    from contract_tests.settings import Settings
+    from contract_tests.targets import Target
+
+    base = f"http://127.0.0.1:{_free_port()}/cn-beijing/api/v1"
+    target = Target(base_url=base, api_key="sk-demoabj1-0000000000000000", region="cn-beijing", origin=base.split("/cn-")[0],
+                    admin=None, other_account_key=None, other_region=None, real=True, description="gone", kind="unknown")
+    os.environ.pop("DASHSCOPE_CONTRACT_RECORD", None)
+    client = ContractClient(target, Settings.from_env())
+    for _ in range(MAX_TRANSPORT_ERRORS - 1):
+        with pytest.raises(httpx_error()):
+            client.get_task("t")
+    with pytest.raises(pytest.exit.Exception) as stopped:
+        client.get_task("t")
+    assert stopped.value.returncode == 2 and "got no answer" in client.stopped_because
+    client.close()
+
+
+def httpx_error():
+    import httpx
+
+    return httpx.TransportError
