@@ -12,6 +12,7 @@ from typing import Any
 import dashscope_schemas as ds
 from dashscope_schemas import evidence
 
+from . import sse
 from .exchange import Exchange
 
 FORWARD = {"PENDING": {"PENDING", "RUNNING", "SUCCEEDED", "FAILED", "CANCELED"}, "RUNNING": {"RUNNING", "SUCCEEDED", "FAILED"}}
@@ -31,6 +32,7 @@ class Expect:
     images: int | None = None             # how many images a valid request makes
     error: str | None = None              # the error-table entry of a refusal (error-codes.json key)
     model: str | None = None              # the model the expectation is about
+    message: str | None = None            # the refusal's text when it is the service's own (else the error entry's)
 
 
 # How bad a finding is. breaking: a client written to the contract fails (a status, an error code,
@@ -143,10 +145,10 @@ def response_schema_conformance(ctx, exchange, expect):
     schema = endpoint.response_schema if endpoint else None
     if exchange.status != 200 or schema is None:
         return
+    if sse.is_stream(exchange.response_headers):
+        return  # an event stream: its events are stream_framing's and stream_error_in_stream's
     if exchange.json is None:
         raise CheckFailed("a 200 answer that is not JSON", field="(body)", expected="JSON", actual=str(exchange.response_body)[:200])
-    if exchange.response_headers.get("content-type", "").startswith("text/event-stream"):
-        return
     issues = ds.validate(exchange.json, schema, ctx.catalog.profile)
     if issues:
         first = issues[0]
@@ -319,7 +321,16 @@ def unknown_task_is_unknown(ctx, exchange, expect):
     output = _body(exchange).get("output") or {}
     if exchange.status != 200 or output.get("task_status") != "UNKNOWN":
         raise CheckFailed("an unknown task id must answer 200 with task_status UNKNOWN", field="output.task_status",
-                          expected="200 UNKNOWN", actual=f"{exchange.status} {output.get('task_status') or exchange.code}")
+                          expected="200 UNKNOWN", actual=f"{exchange.status} {output.get('task_status') or exchange.code}",
+                          evidence=evidence.cite(("unknown-task",)))
+    asked = ctx.facts.get("task_id")
+    if asked is not None and output.get("task_id") != asked:
+        raise CheckFailed("an unknown task's answer does not name the id asked for", field="output.task_id", expected=asked,
+                          actual=output.get("task_id"), evidence=evidence.cite(("unknown-task",)))
+    if set(output) - {"task_id", "task_status"}:
+        raise CheckFailed("an unknown task's output says more than its id and UNKNOWN", field="output",
+                          expected=["task_id", "task_status"], actual=sorted(output), evidence=evidence.cite(("unknown-task",)),
+                          severity="warning")
 
 
 @check("cancel_only_pending")
@@ -377,3 +388,8 @@ def wrong_region_key_rejected(ctx, exchange, expect):
 
 
 ALWAYS = ("not_a_server_error", "status_code_documented", "response_schema_conformance", "error_envelope")
+
+
+# The checks of what the real service was observed to do register themselves on import.
+from . import observed_checks  # noqa: E402,F401  (after everything they use is defined)
+from .observed_checks import OBSERVATION_CHECKS  # noqa: E402,F401

@@ -7,6 +7,7 @@ recording offline, or compare two recordings.
     dashscope-contract plan [same options]          # = run --dry-run: the requests and their cost
     dashscope-contract recheck RECORDING [--profile P] [--report DIR]
     dashscope-contract diff RECORDING_A RECORDING_B [--out FILE]
+    dashscope-contract calibrate RECORDING [--out FILE] [--base CONFIG]   # task times -> the fake's timing
 
 The target and keys come from the environment only, never from the command line (shell
 history): DASHSCOPE_HTTP_BASE_URL and DASHSCOPE_API_KEY (unset: the embedded fake), and
@@ -21,6 +22,7 @@ import os
 import sys
 from pathlib import Path
 
+from . import missing_dependencies
 from .settings import FAIL_ON, TARGET_KINDS
 
 ENV_OPTIONS = {"profile": "PROFILE", "region": "REGION", "models": "MODELS", "budget_images": "BUDGET_IMAGES",
@@ -64,6 +66,10 @@ def _parser() -> argparse.ArgumentParser:
     diff.add_argument("a")
     diff.add_argument("b")
     diff.add_argument("--out", help="also write the Markdown to this file")
+    calibrate = commands.add_parser("calibrate", help="a recording's task times -> a timing config for dashscope-mock serve --config")
+    calibrate.add_argument("recording", help="a cassette.jsonl or a directory holding one")
+    calibrate.add_argument("--out", help="write the config here (default: standard output)")
+    calibrate.add_argument("--base", help="a config file (JSON or TOML) to start from (default: only the timing, over the fake's defaults)")
     return parser
 
 
@@ -129,6 +135,10 @@ def _exit_code(report_path: Path, pytest_code: int, fail_severities: tuple[str, 
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    missing = missing_dependencies()
+    if missing is not None:
+        print(f"dashscope-contract: {missing}", file=sys.stderr)
+        return 2
     if args.command in ("run", "plan"):
         _export(args)
         if args.command == "plan" or args.dry_run:
@@ -183,6 +193,10 @@ def main(argv: list[str] | None = None) -> int:
         if args.out:
             Path(args.out).write_text(text, encoding="utf-8")
         return 0 if result["same"] else 1
+    if args.command == "calibrate":
+        from .calibrate import run as calibrate_from
+
+        return calibrate_from(args.recording, out=args.out, base=args.base)
     return 2
 
 

@@ -17,6 +17,7 @@ import httpx
 from .exchange import Exchange, mask
 from .settings import Settings
 from .targets import Target
+from .timing import TaskLog
 
 BACKOFF = (1, 2, 5, 10, 30, 60)
 # Requests that got no answer at all (refused, reset, timed out) before the run stops as NOT
@@ -92,6 +93,7 @@ class ContractClient:
         self.transport_errors = 0
         self.stopped_because: str | None = None  # why the run gave up (NOT CHECKED), if it did
         self.last_model: str | None = None
+        self.tasks = TaskLog()  # each task's model, last status and times, for the report's "Tasks over time"
 
     # --- sending ---------------------------------------------------------------------------
 
@@ -150,6 +152,7 @@ class ContractClient:
             exchange.notes["key"] = key_kind  # recordings mask every key alike; this says which kind was sent
             self.sent += 1
             self.recorder.record(exchange)
+            self.tasks.observe(exchange)
             throttled = response.status_code == 429 and exchange.code == "Throttling.RateQuota"
             if not (throttled and retry_throttled) or attempt == len(BACKOFF):
                 return exchange

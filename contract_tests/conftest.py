@@ -12,12 +12,18 @@ import os
 import dashscope_schemas as ds
 import pytest
 
+from . import missing_dependencies
+
+if (_missing := missing_dependencies()) is not None:
+    raise ImportError(_missing)
+
 from .checks import ALWAYS, SEVERITY, Context, run_checks
 from .client import ContractClient
 from .plan import plan_estimate
 from .report import Reporter
 from .settings import Settings
 from .targets import EmbeddedFake, resolve
+from .timing_report import configured_timing, judge_tasks
 
 
 class Contract:
@@ -54,6 +60,9 @@ def contract_session(contract_settings, request):
     reporter.mask = client.masked
     request.config._contract_meta = {"target": target.description, "target_kind": target.kind,
                                      "profile": contract_settings.profile, "region": target.region, "client": client}
+    # Read now: the embedded fake is gone by the time the report is written.
+    request.config._contract_meta["timing_config"] = configured_timing(target.origin if target.is_fake else None,
+                                                                       contract_settings.admin_token)
     yield target, client
     client.close()
     if embedded is not None:
@@ -127,6 +136,7 @@ def pytest_sessionfinish(session, exitstatus):
     elif budget.cut:
         meta["not_checked"] = (f"the budget (${budget.limit_usd}, {budget.limit_images or 'any'} images) ran out before the plan"
                                f" finished: {budget.cut} request(s) not sent")
+    judge_tasks(session.config._contract_reporter, client.tasks, meta.pop("timing_config"), client.catalog, fake=client.target.is_fake)
     paths = session.config._contract_reporter.write(settings.report_dir, meta)
     session.config._contract_report_paths = paths
     session.config._contract_not_checked = "not_checked" in meta

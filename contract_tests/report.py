@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from .exchange import Exchange
+from .timing_report import markdown as tasks_over_time
 
 
 @dataclass
@@ -45,6 +46,7 @@ class Reporter:
         self.findings: dict[tuple[str, str, str, str], Finding] = {}
         self.started = time.time()
         self.exchanges = 0
+        self.timing: dict[str, Any] | None = None  # "Tasks over time" (timing_report.judge_tasks), when a run followed tasks
 
     def passed(self, name: str) -> None:
         self.checks.setdefault(name, {"passed": 0, "failed": 0})["passed"] += 1
@@ -97,7 +99,8 @@ class Reporter:
         rate = {"exchanges_per_second": round(meta["exchanges"] / seconds, 1)} if isinstance(meta.get("exchanges"), int) else {}
         return {"meta": {**meta, "seconds": round(seconds, 2), **rate, "drift": self.drift, "severities": self.by_severity()},
                 "checks": {name: counts for name, counts in sorted(self.checks.items())},
-                "violations": [f.to_dict() for f in groups]}
+                "violations": [f.to_dict() for f in groups],
+                **({"timing": self.timing} if self.timing is not None else {})}
 
     def write(self, directory: Path, meta: dict[str, Any]) -> tuple[Path, Path]:
         directory.mkdir(parents=True, exist_ok=True)
@@ -153,6 +156,7 @@ def markdown(data: dict[str, Any]) -> str:
         lines += ["## Skipped", ""] + [f"- {count} test(s): {reason}" for reason, count in sorted(reasons.items())] + [""]
     lines += ["## Checks", "", "| check | passed | failed |", "|---|---|---|"]
     lines += [f"| {name} | {c['passed']} | {c['failed']} |" for name, c in data["checks"].items()]
+    lines += tasks_over_time(data.get("timing"))
     if not data["violations"]:
         return "\n".join(lines + [""])
     lines += ["", "## Violations (by endpoint, model, field)", ""]

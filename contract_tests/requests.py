@@ -59,7 +59,8 @@ def oracle(catalog: ds.Catalog, endpoint: str, body: Any, headers: dict[str, str
     verdict = catalog.check_request(endpoint, body, headers, region)
     if verdict.error:
         v = verdict.error
-        return Expect(False, v.status, v.code, v.rule, v.path, v.reason, error=v.error, model=verdict_model(body))
+        return Expect(False, v.status, v.code, v.rule, v.path, v.reason, error=v.error, model=verdict_model(body),
+                      message=service_text(v))
     request = verdict.request
     assert request is not None  # a request without violations is always normalised
     last = image_size(request.images[-1].data) if request.images else None
@@ -73,6 +74,21 @@ def verdict_model(body: Any) -> str | None:
     return model if isinstance(model, str) else None
 
 
-def auth_expect(catalog: ds.Catalog, error: str, why: str) -> Expect:
+def service_text(violation: ds.rules.Violation) -> str | None:
+    """A refusal's text when a rule gives it in the service's own words (a size a model refuses:
+    observation size-messages); None when the error entry's text is the one to expect, or when
+    the generic InvalidParameter entry leaves the words to the server."""
+    if violation.error != "invalid_parameter":
+        return None
+    own = f"{violation.path} {violation.reason}" if violation.path else violation.reason
+    return violation.message if violation.message != own else None
+
+
+def error_expect(catalog: ds.Catalog, error: str, field: str, why: str, model: str | None = None) -> Expect:
+    """The answer the error table gives for a refusal the rules cannot see (a key, a method, a body)."""
     wire = catalog.error(error)
-    return Expect(False, wire["status"], wire["code"], error, "Authorization", why, error=error)
+    return Expect(False, wire["status"], wire["code"], error, field, why, error=error, model=model)
+
+
+def auth_expect(catalog: ds.Catalog, error: str, why: str) -> Expect:
+    return error_expect(catalog, error, "Authorization", why)

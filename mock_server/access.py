@@ -20,6 +20,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from .parse import same_secret
 
 CONTROL_PREFIXES = ("/__admin",)
+CONTROL_PATHS = ("/",)  # the fake's front page (pages.py)
 _LOOPBACK_NAMES = {"localhost"}
 
 
@@ -50,10 +51,12 @@ def _bearer(scope: Scope) -> str | None:
 class ControlGate:
     """ASGI middleware: the control routes for loopback callers and admin-token holders only."""
 
-    def __init__(self, app: ASGIApp, admin_token: str | None = None, prefixes: tuple[str, ...] = CONTROL_PREFIXES):
+    def __init__(self, app: ASGIApp, admin_token: str | None = None, prefixes: tuple[str, ...] = CONTROL_PREFIXES,
+                 paths: tuple[str, ...] = CONTROL_PATHS):
         self.app = app
         self.admin_token = admin_token
         self.prefixes = prefixes
+        self.paths = paths
 
     def allows(self, scope: Scope) -> bool:
         client = scope.get("client")
@@ -63,7 +66,8 @@ class ControlGate:
         return bool(self.admin_token and token and same_secret(self.admin_token, token))
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["path"].startswith(self.prefixes) and not self.allows(scope):
+        if scope["type"] == "http" and (scope["path"].startswith(self.prefixes) or scope["path"] in self.paths) \
+                and not self.allows(scope):
             body = json.dumps({"request_id": str(uuid.uuid4()), "code": "AccessDenied",
                                "message": "The control API answers this machine only (or callers with the admin token)."}).encode()
             await send({"type": "http.response.start", "status": 403,

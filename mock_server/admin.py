@@ -13,8 +13,10 @@ from .api.http import public_base_url, read_body, service_of
 from .backend.tasks import format_time
 from .clock import ControllableClock
 from .errors import DashScopeError
+from .journal import Entry
+from .pages import base_urls as region_base_urls
+from .pages import version
 from .scenarios import ScenarioError
-from .service import FakeDashScope
 
 
 def _clock_state(request: Request) -> dict[str, Any]:
@@ -44,14 +46,27 @@ async def advance_clock(request: Request) -> JSONResponse:
     return JSONResponse(_clock_state(request))
 
 
+def _controllable(request: Request) -> ControllableClock:
+    clock = service_of(request).clock
+    if not isinstance(clock, ControllableClock):
+        raise DashScopeError(400, "InvalidParameter", "this fake's clock cannot be moved")
+    return clock
+
+
+async def freeze_clock(request: Request) -> JSONResponse:
+    _controllable(request).freeze()
+    return JSONResponse(_clock_state(request))
+
+
+async def unfreeze_clock(request: Request) -> JSONResponse:
+    """Run at wall speed again from where the clock stands (the store is kept; nothing goes back)."""
+    _controllable(request).unfreeze()
+    return JSONResponse(_clock_state(request))
+
+
 async def reset(request: Request) -> JSONResponse:
     service_of(request).reset()
     return JSONResponse({"reset": True, **_clock_state(request)})
-
-
-def region_base_urls(service: FakeDashScope, base: str) -> dict[str, dict[str, str]]:
-    return {region: {"base_url": f"{base}/{region}/api/v1", "real_base_url": info["base_url"]}
-            for region, info in service.catalog.regions.items()}
 
 
 async def regions(request: Request) -> JSONResponse:
@@ -99,6 +114,51 @@ async def scenario(request: Request) -> JSONResponse:
     return JSONResponse({"deleted": scenario_id})
 
 
+async def timing(request: Request) -> JSONResponse:
+    """The task timing this fake runs with (its defaults under its --config): what the contract
+    suite compares the durations of a run's tasks with."""
+    return JSONResponse({"timing": service_of(request).config.timing})
+
+
+async def health(request: Request) -> JSONResponse:
+    service = service_of(request)
+    return JSONResponse({"status": "ok", "profile": service.config.profile, "default_region": service.config.default_region,
+                         "version": version()})
+
+
+def _query_number(request: Request, name: str, low: int, high: int) -> int | None:
+    text = request.query_params.get(name)
+    try:
+        return None if text is None else parse.decimal(text, low=low, high=high)
+    except parse.BadInput as bad:
+        raise DashScopeError(400, "InvalidParameter", f"{name}: {bad}") from None
+
+
+async def requests(request: Request) -> JSONResponse:
+    """The request journal: GET ?endpoint=&region=&status=&limit= (the last N), oldest first; DELETE empties it."""
+    service = service_of(request)
+    journal = service.journal
+    if request.method == "DELETE":
+        journal.clear()
+        return JSONResponse({"requests": [], "total": 0, "capacity": journal.capacity})
+    endpoint, region = request.query_params.get("endpoint"), request.query_params.get("region")
+    if endpoint is not None and endpoint not in service.catalog.endpoints:
+        raise DashScopeError(400, "InvalidParameter", f"endpoint: one of {', '.join(service.catalog.endpoints)}")
+    if region is not None and region not in service.catalog.regions:
+        raise DashScopeError(400, "InvalidParameter", f"region: one of {', '.join(service.catalog.regions)}")
+    status, limit = _query_number(request, "status", 100, 599), _query_number(request, "limit", 0, 10**9)
+    routes = request.app.state.endpoint_of_handler
+
+    def name_of(entry: Entry) -> str | None:
+        found = routes.get(entry.route)
+        if found is None or entry.method != found.method and not (entry.method == "HEAD" and found.method == "GET"):
+            return None  # no route, or the path of one with another method (a 405)
+        return str(found.name)
+
+    secrets = [k.key for k in service.keys.all()] + [service.config.admin_token]
+    return JSONResponse(journal.read(name_of, secrets, endpoint=endpoint, region=region, status=status, limit=limit))
+
+
 async def usage(request: Request) -> JSONResponse:
     service = service_of(request)
     return JSONResponse({"usage": service.usage(), "free_tier_only": sorted(service.ledger.free_tier_only)})
@@ -119,11 +179,16 @@ async def free_tier_only(request: Request) -> JSONResponse:
 routes = [
     Route("/__admin/clock", clock, methods=["GET"]),
     Route("/__admin/clock/advance", advance_clock, methods=["POST"]),
+    Route("/__admin/clock/freeze", freeze_clock, methods=["POST"]),
+    Route("/__admin/clock/unfreeze", unfreeze_clock, methods=["POST"]),
+    Route("/__admin/health", health, methods=["GET"]),
     Route("/__admin/reset", reset, methods=["POST"]),
     Route("/__admin/regions", regions, methods=["GET"]),
+    Route("/__admin/requests", requests, methods=["GET", "DELETE"]),
     Route("/__admin/keys", keys, methods=["GET"]),
     Route("/__admin/scenarios", scenarios, methods=["GET", "POST", "DELETE"]),
     Route("/__admin/scenarios/{scenario_id}", scenario, methods=["DELETE"]),
+    Route("/__admin/timing", timing, methods=["GET"]),
     Route("/__admin/usage", usage, methods=["GET"]),
     Route("/__admin/usage/free-tier-only", free_tier_only, methods=["POST"]),
 ]

@@ -14,14 +14,15 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp
 
-from . import admin, housekeeping
+from . import admin, admin_tasks, housekeeping, pages
 from .access import ControlGate
 from .api import generation, results, tasks, uploads
 from .api.faults import ConnectionDropper
-from .api.http import error_reply, new_request_id, service_of
+from .api.http import error_reply, public_base_url, service_of
 from .clock import Clock
 from .config import Config
 from .errors import DashScopeError
+from .journal import RequestJournal
 from .openapi import openapi_document
 from .regions import RegionRouter
 from .service import FakeDashScope
@@ -45,7 +46,8 @@ def _routes(service: FakeDashScope) -> tuple[list[Route], dict[Any, Endpoint]]:
         handler = generation.handler_for(endpoint) if endpoint.generates else _HANDLERS[endpoint.name]
         routes.append(Route((API if endpoint.under_api else "") + endpoint.path, handler, methods=[endpoint.method]))
         endpoint_of_handler[handler] = endpoint
-    return [*routes, Route("/openapi.json", _openapi, methods=["GET"]), *admin.routes], endpoint_of_handler
+    return [*routes, Route("/openapi.json", _openapi, methods=["GET"]), *admin.routes, *admin_tasks.routes,
+            *pages.routes], endpoint_of_handler
 
 
 async def _openapi(request: Request) -> Response:
@@ -71,8 +73,13 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     if under_api:
         # The service answers an unknown path under /api/v1 as a bad URL.
         return error_reply(DashScopeError.from_catalog(service_of(request).catalog, "url_error"), request)
-    return JSONResponse({"request_id": new_request_id(), "code": "NotFound", "message": f"{request.url.path} is not served here"},
-                        status_code=exc.status_code)
+    # Elsewhere (/api/v2, /v1, /cn-shanghai/api/v1 ...): say where the API is.
+    service = service_of(request)
+    base = public_base_url(request)
+    where = ", ".join(urls["base_url"] for urls in pages.base_urls(service, base).values())
+    message = (f"{request.url.path[:200]} is not served here; the API's base URLs are {where} "
+               f"(plain {base}{API} is {service.config.default_region})")
+    return error_reply(DashScopeError(exc.status_code, "NotFound", message), request)
 
 
 async def _unexpected(request: Request, exc: Exception) -> Response:
@@ -97,7 +104,9 @@ def create_app(config: Config | None = None, *, store: Store | None = None, cloc
         routes=routes,
         middleware=[Middleware(RegionRouter, region_base_urls=region_urls, default_region=service.config.default_region),
                     # Inside the region router: /cn-beijing/__admin is the control API too.
-                    Middleware(ControlGate, admin_token=service.config.admin_token)],
+                    Middleware(ControlGate, admin_token=service.config.admin_token),
+                    # Inside both: it sees the region and the path below it, and no refused control call.
+                    Middleware(RequestJournal, service=service)],
         exception_handlers={DashScopeError: _dashscope_error, HTTPException: _http_error, Exception: _unexpected},
         lifespan=housekeeping.lifespan,
     )

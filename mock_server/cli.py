@@ -1,18 +1,25 @@
-"""dashscope-mock serve: run the fake on uvicorn and say how to reach it."""
+"""dashscope-mock serve: run the fake on uvicorn and say how to reach it; and the subcommands that
+drive a running fake (drive.py)."""
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import uvicorn
+
+from . import drive
 from .access import is_loopback
 from .accounts import mask_key
-from .admin import region_base_urls
 from .app import create_app
 from .config import Config
+from .pages import base_urls as region_base_urls
 from .service import FakeDashScope
 from .transport import protocol_with_head_timeout
 
@@ -22,7 +29,8 @@ def _parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
     serve = commands.add_parser("serve", help="run the fake server")
     serve.add_argument("--host", default="127.0.0.1")
-    serve.add_argument("--port", type=int, default=8089)
+    serve.add_argument("--port", type=int, default=8089, help="default 8089; 0: a free port (the banner and --ready-file say which)")
+    serve.add_argument("--ready-file", help="once the fake accepts connections, write its root URL (one line) to this file")
     serve.add_argument("--profile", help="API profile: current (default) or 2025-12")
     serve.add_argument("--config", help="a JSON or TOML file overriding the embedded defaults")
     serve.add_argument("--keys", help="accounts and keys file (shape of fixtures/demo-keys.json)")
@@ -36,6 +44,7 @@ def _parser() -> argparse.ArgumentParser:
                        help="seconds a client may take to send a request's head, or its body (default 30)")
     serve.add_argument("--show-keys", action="store_true",
                        help="print keys from a --keys file in full (the embedded demo keys always are)")
+    drive.add_commands(commands)
     return parser
 
 
@@ -55,7 +64,8 @@ def banner(service: FakeDashScope, base: str, show_keys: bool, host: str = "127.
     lines += ["", f"  Rate limits: {'on, scale ' + format(limits.get('scale', 1.0), 'g') if limits.get('enabled', True) else 'off'};"
               f" scenarios loaded: {len(service.scenarios.all())}; OpenAPI: {base}/openapi.json"]
     lines += ["", "  SDK:  export DASHSCOPE_HTTP_BASE_URL=<base URL> DASHSCOPE_API_KEY=<a key of that region>",
-              f"  Keys in full: {base}/__admin/keys   Clock: {base}/__admin/clock", ""]
+              f"  Keys in full: {base}/__admin/keys   Clock: {base}/__admin/clock   Requests: {base}/__admin/requests",
+              f"  Drive it: DASHSCOPE_MOCK_URL={base} dashscope-mock requests|advance|scenario|reset|usage|clock", ""]
     if not is_loopback(host):
         opened = ("and to callers sending 'Authorization: Bearer <admin token>'" if service.config.admin_token
                   else "only (--admin-token opens it to others)")
@@ -78,10 +88,36 @@ def _scenario_file(path: str | None) -> list[Any] | None:
     return entries
 
 
+class _Server(uvicorn.Server):
+    """uvicorn's server, telling `on_ready` the port it listens on once it accepts connections,
+    and `on_stop` when it stops accepting them (uvicorn re-raises SIGTERM after its shutdown, so
+    code after run() may never run)."""
+
+    def __init__(self, config: uvicorn.Config, on_ready: Callable[[int], None], on_stop: Callable[[], None]):
+        super().__init__(config)
+        self.on_ready, self.on_stop = on_ready, on_stop
+
+    async def startup(self, sockets: Any = None) -> None:
+        await super().startup(sockets)
+        if self.started:
+            self.on_ready(self.servers[0].sockets[0].getsockname()[1])
+
+    async def shutdown(self, sockets: Any = None) -> None:
+        self.on_stop()
+        await super().shutdown(sockets)
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    """Whoever waits for the file sees it whole or not at all."""
+    temp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    temp.write_text(text, encoding="utf-8")
+    os.replace(temp, path)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    import uvicorn
-
+    if args.command != "serve":
+        return drive.run(args)
     try:
         rate_limits = {k: v for k, v in (("enabled", False if args.no_rate_limits else None),
                                          ("scale", args.rate_limit_scale)) if v is not None}
@@ -94,10 +130,26 @@ def main(argv: list[str] | None = None) -> int:
     except (OSError, ValueError) as exc:
         print(f"dashscope-mock: {exc}", file=sys.stderr)
         return 2
-    print(banner(service, f"http://{_url_host(args.host)}:{args.port}", args.show_keys, args.host), flush=True)
-    uvicorn.run(create_app(service=service), host=args.host, port=args.port, log_level="info",
-                http=protocol_with_head_timeout(config.read_timeout))
-    return 0
+    ready_file = Path(args.ready_file) if args.ready_file else None
+    if ready_file:
+        ready_file.unlink(missing_ok=True)  # a stale one from an earlier run must not be mistaken for this one
+
+    def ready(port: int) -> None:
+        base = f"http://{_url_host(args.host)}:{port}"
+        print(banner(service, base, args.show_keys, args.host), flush=True)
+        if ready_file:
+            _write_atomically(ready_file, base + "\n")
+
+    def stopping() -> None:
+        if ready_file:
+            with contextlib.suppress(OSError):
+                ready_file.unlink()  # the URL it names stops answering
+
+    server = _Server(uvicorn.Config(create_app(service=service), host=args.host, port=args.port, log_level="info",
+                                    http=protocol_with_head_timeout(config.read_timeout)), ready, stopping)
+    with contextlib.suppress(KeyboardInterrupt):
+        server.run()
+    return 0 if server.started else 1
 
 
 if __name__ == "__main__":

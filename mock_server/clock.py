@@ -1,4 +1,5 @@
-"""The fake's clock: real time until a test advances it, then frozen virtual time.
+"""The fake's clock: real time until a test advances or freezes it, then virtual time (frozen, or
+running again from there after unfreeze()).
 
 Every time-based behaviour (task transitions, 24-hour expiry, URL lifetimes, later rate
 limits) reads this clock, never time.time(), so a test can see a day pass in milliseconds.
@@ -22,14 +23,17 @@ LATEST = 32503680000.0  # 3000-01-01T00:00:00Z
 
 
 class ControllableClock:
-    """Follows the wall clock until advance() freezes it; reset() returns it to real time."""
+    """Follows the wall clock until advance() or freeze() stops it. unfreeze() lets it run at wall
+    speed again from where it stands (an offset from the wall clock: it never jumps back, so no
+    time it has given out lies in its future); reset() returns it to real time."""
 
     def __init__(self, wall: Callable[[], float] = time.time):
         self._wall = wall
         self._frozen_at: float | None = None
+        self._offset = 0.0  # seconds ahead of (or behind) the wall clock while running
 
     def now(self) -> float:
-        return self._wall() if self._frozen_at is None else self._frozen_at
+        return self._wall() + self._offset if self._frozen_at is None else self._frozen_at
 
     @property
     def frozen(self) -> bool:
@@ -43,5 +47,16 @@ class ControllableClock:
         self._frozen_at = self.now() + seconds
         return self._frozen_at
 
+    def freeze(self) -> float:
+        self._frozen_at = self.now()
+        return self._frozen_at
+
+    def unfreeze(self) -> float:
+        if self._frozen_at is not None:
+            self._offset = self._frozen_at - self._wall()
+            self._frozen_at = None
+        return self.now()
+
     def reset(self) -> None:
         self._frozen_at = None
+        self._offset = 0.0

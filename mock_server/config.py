@@ -38,6 +38,8 @@ class Config:
     read_timeout: float = 30.0
     admin_token: str | None = field(default=None, repr=False)
     max_upload_mb: int = 100
+    journal_entries: int = 1000        # GET /__admin/requests: the last N API requests (0: none kept)
+    journal_body_bytes: int = 65536    # the first bytes of each request body it keeps
 
     def timing_for(self, model: str) -> Timing:
         return Timing.from_data(self.timing.get("models", {}).get(model) or self.timing["default"])
@@ -64,11 +66,16 @@ class Config:
             scenarios=list(data.get("scenarios") or []),
             read_timeout=float(data["read_timeout_seconds"]),
             admin_token=data.get("admin_token") or None,
+            journal_entries=int(data["journal_entries"]), journal_body_bytes=int(data["journal_body_bytes"]),
         )
         if not 0 < config.read_timeout <= 3600:
             raise ValueError("read_timeout_seconds must be in (0, 3600]")
         if not 1 <= config.max_upload_mb <= 1024:
             raise ValueError("max_upload_mb must be in [1, 1024]")
+        if not 0 <= config.journal_entries <= 1_000_000:
+            raise ValueError("journal_entries must be in [0, 1000000]")
+        if not 0 <= config.journal_body_bytes <= 64 * 1024 * 1024:
+            raise ValueError("journal_body_bytes must be in [0, 67108864]")
         if float(config.rate_limits.get("scale", 1.0)) <= 0:
             raise ValueError("rate_limits.scale must be positive")
         config.timing_for("")  # fail at start, not on the first request, if the timing is malformed

@@ -159,7 +159,7 @@ def scenario_schema(catalog: Catalog) -> dict[str, Any]:
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "type": "object", "required": ["effect"], "additionalProperties": False,
         "properties": {
-            "id": text, "name": text, "times": {"type": "integer", "minimum": 1},
+            "id": text, "name": text, "times": {"type": "integer", "minimum": 1}, "only_when_chosen": {"type": "boolean"},
             "match": {"type": "object", "additionalProperties": False, "properties": {
                 "endpoint": {"enum": list(endpoints_for(catalog))}, "model": text, "api_key": text, "prompt_contains": text,
                 "region": {"enum": sorted(catalog.regions)}}},

@@ -6,10 +6,13 @@ are re-rooted under that component, because in an OpenAPI document "#" is the do
 
 from __future__ import annotations
 
+import json
 from functools import cache
 from typing import Any
 
 import dashscope_schemas as ds
+from dashscope_schemas.paths import is_field, schema_at
+from dashscope_schemas.rules import image_ref_pattern
 
 ERROR_STATUSES = {"400": "Invalid request (InvalidParameter, DataInspectionFailed, UnsupportedOperation, Arrearage ...)",
                   "401": "InvalidApiKey: no key, or a key of another region",
@@ -54,17 +57,64 @@ OSS_HEADER = {"name": "X-DashScope-OssResourceResolve", "in": "header", "require
 TASK_ID = {"name": "task_id", "in": "path", "required": True, "schema": {"type": "string", "minLength": 1}}
 
 
+def _merge(base: dict[str, Any], more: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in more.items():
+        out[key] = _merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+    return out
+
+
+def _field(path: str, leaf: dict[str, Any], required: bool) -> dict[str, Any]:
+    """`leaf` at a plain dotted path of the body, the path's fields required or not."""
+    assert is_field(path), path
+    for name in reversed(path.split(".")):
+        leaf = {"properties": {name: leaf}, **({"required": [name]} if required else {})}
+    return leaf
+
+
+def _model_rules(model: ds.Model, endpoint: ds.Endpoint) -> dict[str, Any]:
+    """The catalog's rules for `model` that JSON Schema can say, as the fake applies them (rules.py):
+    n's range, the size rule where the model takes a size, the number of input images and their
+    references, and the cross-field rules. What it cannot say is in the size's description (a
+    pixel area) or in image_ref_pattern's docstring (the data must be an image)."""
+    parameters: dict[str, Any] = {"n": {"minimum": model.n.min, "maximum": model.n.max}}
+    if "size" in model.parameters:
+        parameters["size"] = model.size_rule.json_schema()
+    rules: dict[str, Any] = {"properties": {"parameters": {"properties": parameters}}}
+    if endpoint.images_path:
+        limits = model.input_images
+        rules = _merge(rules, schema_at(endpoint.images_path, (limits.min, limits.max), {"pattern": image_ref_pattern(limits.formats)}))
+    cross = []
+    for rule in model.cross_rules:
+        default = model.default_n if rule.default_from == "n" else None
+        cross.append({"if": _field(rule.if_present, {}, required=True),
+                      "then": _field(rule.require_path, {"const": rule.require_equals}, required=default != rule.require_equals)})
+    return {**rules, "allOf": cross} if cross else rules
+
+
+def _per_model(endpoint: ds.Endpoint, models: list[ds.Model]) -> list[dict[str, Any]]:
+    """One schema per set of models with the same rules, each naming its models."""
+    groups: dict[str, tuple[dict[str, Any], list[str]]] = {}
+    for model in models:
+        rules = _model_rules(model, endpoint)
+        groups.setdefault(json.dumps(rules, sort_keys=True), (rules, []))[1].append(model.name)
+    return [_merge(rules, {"properties": {"model": {"enum": names}}}) for rules, names in groups.values()]
+
+
 def _generation(endpoint: ds.Endpoint, catalog: ds.Catalog) -> dict[str, Any]:
     assert endpoint.request_schema is not None
-    models = sorted(name for name, m in catalog.models.items() if endpoint.name in m.endpoints)
+    models = sorted((m for m in catalog.models.values() if endpoint.name in m.endpoints), key=lambda m: m.name)
     stream_header = {"name": "X-DashScope-SSE", "in": "header", "required": False, "schema": {"type": "string"},
                      "description": "enable for server-sent events (one result event per image); any other value is ignored."}
     return {
-        "description": "Models: " + ", ".join(models) + ". Per-model rules (n, size, images) are in the kit's catalog.",
+        "description": ("Models: " + ", ".join(m.name for m in models) + ". The body is checked per model (the catalog's n, "
+                        "size, input image and cross-field rules); a pixel-area size rule, image data that is not an "
+                        "image and oss:// keys not uploaded by this account are refused too, though no schema says so."),
         "parameters": ([ASYNC_HEADER] if endpoint.is_async else [stream_header]) + [OSS_HEADER],
-        # The message schema, narrowed to the models this endpoint serves (others: 400 by the catalog).
+        # The message schema, narrowed to the models this endpoint serves (others: 400 by the
+        # catalog) and to each model's rules.
         "requestBody": {"required": True, "content": {"application/json": {"schema": {
-            "allOf": [_ref(endpoint.request_schema), {"properties": {"model": {"enum": models}}}]}}}},
+            "allOf": [_ref(endpoint.request_schema), {"anyOf": _per_model(endpoint, models)}]}}}},
     }
 
 
@@ -96,7 +146,9 @@ def _route_parameters(catalog: ds.Catalog) -> dict[str, list[dict[str, Any]]]:
         ],
         "upload-policy": [
             {"name": "action", "in": "query", "required": True, "schema": {"type": "string", "enum": ["getPolicy"]}},
-            {"name": "model", "in": "query", "required": True, "schema": {"type": "string", "enum": sorted(catalog.models)}}],
+            # Any model of the platform gets a policy (observation upload-policy-any-model), not only these.
+            {"name": "model", "in": "query", "required": True,
+             "schema": {"type": "string", "minLength": 1, "examples": sorted(catalog.models)}}],
     }
 
 

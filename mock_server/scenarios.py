@@ -3,7 +3,8 @@
 A scenario is data: a match (endpoint, model, region, API key, a substring of the prompt: all
 optional, all must hold), an effect, and optionally how many matching requests it applies to.
 The first live scenario whose match holds wins; a request may also name one by id or name in
-the X-DashScope-Mock-Scenario header. Effects, and the schema a scenario must follow, are in
+the X-DashScope-Mock-Scenario header (a name no scenario has is the fake's own 400
+MockScenarioNotFound), and one marked only_when_chosen acts on such requests only. Effects, and the schema a scenario must follow, are in
 effects.py (and the README).
 """
 
@@ -18,6 +19,7 @@ from dashscope_schemas import Catalog
 from jsonschema.exceptions import best_match
 
 from . import effects
+from .errors import DashScopeError
 
 SCENARIO_HEADER = "x-dashscope-mock-scenario"
 
@@ -34,6 +36,7 @@ class Scenario:
     name: str | None = None
     remaining: int | None = None  # None: every matching request
     applied: int = 0
+    only_when_chosen: bool = False  # acts only on requests naming it in the header
     applies_to: frozenset[str] = field(default=frozenset(), compare=False)  # the endpoints its effect can apply to
 
     @property
@@ -60,6 +63,7 @@ class Scenario:
         data = {"id": self.id, "match": self.match, "effect": self.effect, "remaining": self.remaining, "applied": self.applied}
         if self.name:
             data["name"] = self.name
+        data["only_when_chosen"] = self.only_when_chosen
         return data
 
 
@@ -78,7 +82,8 @@ def parse(data: Any, catalog: Catalog, scenario_id: str) -> Scenario:
             raise ScenarioError(f"effect.{key}: must be a finite number")
     applies_to = effects.endpoints_for(catalog, effects.EFFECTS[effect["type"]].applies)
     return Scenario(id=scenario_id, match=dict(data.get("match") or {}), effect=dict(effect), name=data.get("name"),
-                    remaining=data.get("times"), applies_to=frozenset(applies_to))
+                    remaining=data.get("times"), only_when_chosen=bool(data.get("only_when_chosen")),
+                    applies_to=frozenset(applies_to))
 
 
 @dataclass
@@ -108,12 +113,16 @@ class ScenarioBook:
         self._scenarios.clear()
 
     def take(self, facts: dict[str, str | None], chosen: str | None = None) -> Scenario | None:
-        """The scenario for this request, counted as applied; None when none applies."""
+        """The scenario for this request, counted as applied; None when none applies. A chosen one
+        (the header) that does not exist is an error: a test naming it expects it to act. One that
+        is used up, or whose effect cannot apply to this endpoint, lets the request go on."""
         if chosen:
             found = self._scenarios.get(chosen) or next((s for s in self._scenarios.values() if s.name == chosen), None)
-            candidates = [found] if found and found.live and found.effect_applies_to(facts.get("endpoint")) else []
+            if found is None:
+                raise self.not_found(chosen)
+            candidates = [found] if found.live and found.effect_applies_to(facts.get("endpoint")) else []
         else:
-            candidates = [s for s in self._scenarios.values() if s.live and s.matches(facts)]
+            candidates = [s for s in self._scenarios.values() if s.live and not s.only_when_chosen and s.matches(facts)]
         if not candidates:
             return None
         scenario = candidates[0]
@@ -121,3 +130,8 @@ class ScenarioBook:
                        remaining=None if scenario.remaining is None else scenario.remaining - 1)
         self._scenarios[scenario.id] = used
         return used
+
+    def not_found(self, chosen: str) -> DashScopeError:
+        live = [s.name or s.id for s in self._scenarios.values() if s.live]
+        shown = ", ".join(live[:20]) + (", ..." if len(live) > 20 else "") if live else "none"
+        return DashScopeError(400, "MockScenarioNotFound", f"no scenario named {chosen[:100]!r} (live: {shown})")

@@ -25,6 +25,7 @@ from .config import Config
 from .domain.billing import Ledger
 from .domain.limits import RateLimiter
 from .errors import DashScopeError
+from .journal import Journal
 from .scenarios import Scenario, ScenarioBook
 from .store import MemoryStore, Store
 from .uploads import Uploader
@@ -46,6 +47,7 @@ class FakeDashScope:
         self.scenarios = ScenarioBook(self.catalog)
         self.limiter = RateLimiter(config.rate_limits.get("scale", 1.0))
         self.ledger = Ledger()
+        self.journal = Journal(config.journal_entries, config.journal_body_bytes)
         self.generation = GenerationBackend(self)
         self.tasks = TaskBackend(self)
         self.files = FileBackend(self)
@@ -116,11 +118,13 @@ class FakeDashScope:
     # --- control ----------------------------------------------------------------------------
 
     def reset(self) -> None:
-        """Empty the store, scenarios (then reload those of the config), limits and usage; real time."""
+        """Empty the store, scenarios (then reload those of the config), limits, usage and the
+        request journal; real time."""
         self.store.clear()
         self.scenarios.clear()
         self.load_scenarios(self.config.scenarios)
         self.limiter.clear()
         self.ledger.clear()
+        self.journal.clear()
         if isinstance(self.clock, ControllableClock):
             self.clock.reset()

@@ -105,3 +105,25 @@ def build(template: dict[str, Any], fields: list[tuple[str | None, list[Any]]]) 
         if path and values:
             put_at(body, path, values)
     return body
+
+
+def schema_at(path: str, count: tuple[int, int], item: dict[str, Any]) -> dict[str, Any]:
+    """A JSON Schema holding what `path` names (items_at) to `count` (min, max) of them, each
+    valid against `item`: for a trailing [key] selector, the list's items that have the key (their
+    values checked); for a plain path, the list it points at. A [0] selector constrains every item
+    of its list, which is the same where the list holds one item (the request schemas allow one)."""
+    steps = _steps(path)
+    name, selectors = steps[-1]
+    low, high = count
+    node: dict[str, Any]
+    if selectors and not selectors[-1].isdigit():
+        key, selectors = selectors[-1], selectors[:-1]
+        node = ({"items": {"properties": {key: False}}} if high == 0 else
+                {"contains": {"required": [key]}, "minContains": low, "maxContains": high, "items": {"properties": {key: item}}})
+    else:
+        node = {"minItems": low, "maxItems": high, "items": item}
+    for step_name, step_selectors in [*steps[:-1], (name, selectors)][::-1]:
+        for _ in step_selectors:
+            node = {"items": node}
+        node = {"properties": {step_name: node}}
+    return node

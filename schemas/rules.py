@@ -228,6 +228,30 @@ def _check_image_ref(ctx: _Context, index: int, ref: str, limits: ImageLimits) -
     return []
 
 
+def _literal(text: str, any_case: bool = False) -> str:
+    """`text` as an ECMA-262 regex (escaping only syntax characters, which unicode-mode engines require)."""
+    return "".join(f"[{c.lower()}{c.upper()}]" if any_case and c.isalpha() else "\\" + c if c in "\\^$.*+?()[]{}|/" else c
+                   for c in text)
+
+
+_B64 = "[A-Za-z0-9+/]"
+# What base64.b64decode(validate=True) decodes: whole quanta (any "=" after them is ignored), or
+# a last quantum of 2 or 3 characters padded to 4.
+_B64_PATTERN = f"(({_B64}{{4}})+=*|({_B64}{{4}})*({_B64}{{2}}==|{_B64}{{3}}=))?"
+
+
+def image_ref_pattern(formats: tuple[str, ...]) -> str:
+    """An ECMA-262 regex (for a JSON Schema `pattern`) of the references _check_image_ref lets
+    through for a model taking `formats`: an http(s) URL or oss:// key, or a base64 data URI of
+    one of those formats (its MIME type in any case). Not in it: that the data decodes to an image
+    of at most max_bytes, and that an oss:// key is one this account uploaded."""
+    wanted = {_MIME_FORMATS.get(f) for f in formats}
+    subtypes = sorted(s for s, fmt in _MIME_FORMATS.items() if fmt in wanted)
+    remote = "|".join(_literal(scheme) for scheme in _REMOTE_SCHEMES)
+    mime = _literal("image/", any_case=True) + "(" + "|".join(_literal(s, any_case=True) for s in subtypes) + ")"
+    return f"^({remote}|data:{mime}(;[^;,]*)*;base64,{_B64_PATTERN}$)"
+
+
 CHECKS: tuple[Callable[[_Context], list[Violation]], ...] = (
     check_async_header, check_model_exists, check_endpoint, check_schema, check_model_rules,
 )

@@ -29,6 +29,37 @@ def format_size(size: Size) -> str:
     return f"{size[0]}*{size[1]}"
 
 
+def _digits(low: str, high: str) -> str:
+    return low if low == high else f"[{low}-{high}]"
+
+
+def _any_digits(count: int) -> str:
+    return "[0-9]" * min(count, 1) + (f"{{{count}}}" if count > 1 else "")
+
+
+def _same_length(low: str, high: str) -> list[str]:
+    """Regex alternatives for the decimal numbers low..high, both written with the same number of digits."""
+    rest = len(low) - 1
+    if low == high:
+        return [low]
+    if low[1:] == "0" * rest and high[1:] == "9" * rest:
+        return [_digits(low[0], high[0]) + _any_digits(rest)]
+    if low[0] == high[0]:
+        return [low[0] + tail for tail in _same_length(low[1:], high[1:])]
+    middle = [_digits(str(int(low[0]) + 1), str(int(high[0]) - 1)) + _any_digits(rest)] if int(high[0]) - int(low[0]) > 1 else []
+    return ([low[0] + tail for tail in _same_length(low[1:], "9" * rest)] + middle
+            + [high[0] + tail for tail in _same_length("0" * rest, high[1:])])
+
+
+def range_pattern(low: int, high: int) -> str:
+    """An ECMA-262 regex group (unanchored) of the integers low..high (low >= 1) written without
+    leading zeros, for a JSON Schema `pattern` on a side of a W*H size."""
+    parts: list[str] = []
+    for digits in range(len(str(low)), len(str(high)) + 1):
+        parts += _same_length(str(max(low, 10 ** (digits - 1))), str(min(high, 10**digits - 1)))
+    return "(" + "|".join(parts) + ")"
+
+
 def _round_to(value: float, step: int) -> int:
     # Python's round() is half-to-even: 1033 -> 1040 and 1032 -> 1024, the two cases the docs give.
     return max(step, int(round(value / step)) * step)
@@ -90,6 +121,12 @@ class SizeRule:
         """(sizes just inside, sizes just outside): what the contract suite tries at the edges."""
         return [], []
 
+    def json_schema(self) -> dict[str, Any]:
+        """The rule as JSON Schema keywords on the size string (on top of the W*H pattern every
+        size has): exactly the sizes violation() accepts, or {} (with a description) where no
+        keyword can say it."""
+        return {}
+
 
 @dataclass(frozen=True)
 class FixedSizes(SizeRule):
@@ -104,6 +141,9 @@ class FixedSizes(SizeRule):
 
     def edge_sizes(self) -> tuple[list[str], list[str]]:
         return list(self.sizes), ["1024*1000"]
+
+    def json_schema(self) -> dict[str, Any]:
+        return {"enum": list(self.sizes)}
 
 
 @dataclass(frozen=True)
@@ -125,6 +165,10 @@ class PerSide(SizeRule):
     def edge_sizes(self) -> tuple[list[str], list[str]]:
         return ["1033*1032", f"{self.min}*{self.max}"], [f"{self.min - 1}*{self.min}", f"{self.max}*{self.max + 1}"]
 
+    def json_schema(self) -> dict[str, Any]:
+        side = range_pattern(self.min, self.max)
+        return {"pattern": f"^{side}\\*{side}$", "description": f"width and height each between {self.min} and {self.max}"}
+
 
 @dataclass(frozen=True)
 class NotSettable(PerSide):
@@ -140,6 +184,9 @@ class NotSettable(PerSide):
 
     def edge_sizes(self) -> tuple[list[str], list[str]]:
         return [], []
+
+    def json_schema(self) -> dict[str, Any]:
+        return {"description": "not settable: a size given is ignored"}
 
 
 @dataclass(frozen=True)
@@ -179,6 +226,11 @@ class TotalPixels(SizeRule):
             side = int((self.max_pixels * self.aspect.min) ** 0.5) // 16 * 16
             inside.append(f"{side}*{int(side / self.aspect.min)}")
         return inside, ["4096*4096", "256*256"] + (["2048*400"] if self.aspect else [])
+
+    def json_schema(self) -> dict[str, Any]:
+        aspect = f", aspect (width/height) between {self.aspect.min:g} and {self.aspect.max:g}" if self.aspect else ""
+        return {"description": f"width*height between {self.min_pixels} and {self.max_pixels} pixels{aspect} "
+                               "(a product: checked by the service, not expressible in JSON Schema)"}
 
 
 SIZE_RULE_KINDS: dict[str, type[SizeRule]] = {kind.kind: kind for kind in (FixedSizes, PerSide, NotSettable, TotalPixels)}

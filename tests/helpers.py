@@ -10,6 +10,7 @@ import io
 import json
 import re
 import socket
+import subprocess
 import threading
 import time as real_time
 from collections.abc import Iterator
@@ -19,6 +20,7 @@ from urllib.parse import urlsplit
 
 import dashscope_schemas as ds
 import httpx
+import pytest
 import uvicorn
 from dashscope_schemas import load_catalog
 from PIL import Image
@@ -194,3 +196,46 @@ def poll(client, task_id, key=None, region="cn-beijing"):
     body = response.json()
     assert ds.validate(body, "task-query.response") == [], body
     return body
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextlib.contextmanager
+def serving_process(command: list[str], log_path: Path) -> Iterator[str]:
+    """Start `<command> --port P` on a free loopback port; yield its origin once GET
+    /__admin/clock answers; terminate it (and close its log) however the test ends."""
+    port = free_port()
+    origin = f"http://127.0.0.1:{port}"
+    log = log_path.open("wb")
+    process = None
+    try:
+        process = subprocess.Popen([*command, "--port", str(port)], cwd=REPO,
+                                   stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        waiting = threading.Event()
+        for _ in range(400):  # importing and binding the port: at most 20 s
+            if process.poll() is not None:
+                break
+            try:
+                if httpx.get(origin + "/__admin/clock", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            waiting.wait(0.05)
+        else:
+            pytest.fail(f"{' '.join(command[1:])} did not answer within 20 s")
+        if process.poll() is not None:
+            pytest.fail(f"{' '.join(command[1:])} exited with {process.returncode}: {log_path.read_text(errors='replace')[-2000:]}")
+        yield origin
+    finally:
+        if process is not None:
+            process.terminate()
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(timeout=10)
+        log.close()

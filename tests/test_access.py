@@ -19,7 +19,10 @@ ADMIN_CALLS = [("GET", "/__admin/keys", None), ("GET", "/__admin/clock", None), 
                ("POST", "/__admin/scenarios", {"effect": {"type": "unavailable"}}), ("DELETE", "/__admin/scenarios", None),
                ("GET", "/__admin/usage", None), ("GET", "/__admin/regions", None),
                ("POST", "/__admin/usage/free-tier-only", {"account": "demo-account-a", "enabled": True}),
-               ("GET", "/cn-beijing/__admin/keys", None), ("GET", "/__admin/nothing-here", None)]
+               ("GET", "/cn-beijing/__admin/keys", None), ("GET", "/__admin/nothing-here", None),
+               ("GET", "/__admin/requests", None), ("DELETE", "/__admin/requests", None), ("GET", "/__admin/health", None),
+               ("POST", "/__admin/clock/freeze", None), ("POST", "/__admin/clock/unfreeze", None), ("GET", "/", None),
+               ("GET", "/cn-beijing/", None)]
 
 
 def client_from(host: str, service: FakeDashScope) -> AppClient:

@@ -50,7 +50,7 @@ def test_console_script_serves_the_sdk_paths_on_loopback(tmp_path):
     script = Path(sys.executable).with_name("dashscope-mock")
     port = _free_port()
     proc = subprocess.Popen([str(script), "serve", "--port", str(port), "--fast", "--profile", "2025-12"],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)  # uvicorn logs on stderr
     try:
         first_line = proc.stdout.readline()
         assert f"profile 2025-12, serving http://127.0.0.1:{port}" in first_line

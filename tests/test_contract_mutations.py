@@ -4,8 +4,8 @@ one deliberate defect each) and against the fake serving an older API profile.
 Each run is two processes, as a user would have them: the server (`python tests/mutants.py
 NAME --port P`, or `python -m mock_server.cli serve`) and the suite (`pytest contract_tests`, without
 Hypothesis shrinking, with DASHSCOPE_HTTP_BASE_URL pointing at the server). The faithful mutant must
-pass with no drift; every other one must fail with drift, and at least one of its expected checks
-must be among the violations of the report. A few models keep each run to a few seconds while
+pass with no drift; every other one must fail with drift, and the check named for its defect (the
+first of its expected checks) must be among the violations of the report. A few models keep each run to a few seconds while
 still reaching every defect: qwen-image-plus (sync and text2image tasks), qwen-image-edit-plus
 (sizes rounded to 16) and wan2.5-i2i-preview (image2image tasks of several images).
 """
@@ -14,15 +14,12 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
-import threading
-from contextlib import contextmanager
 from pathlib import Path
 
-import httpx
 import pytest
+from helpers import serving_process
 from mutants import MUTANTS
 
 from contract_tests.checks import CHECKS
@@ -42,51 +39,8 @@ SUITE_TIMEOUT = 300
 GAPS: dict[str, str] = {}
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 MUTANT_SERVER = [sys.executable, str(Path(__file__).with_name("mutants.py"))]
 FAKE_SERVER = [sys.executable, "-m", "mock_server.cli", "serve"]
-
-
-@contextmanager
-def _serving(command: list[str], log_path: Path):
-    """Start `<command> --port P` on a free loopback port; yield its origin once GET
-    /__admin/clock answers; terminate it (and close its log) however the test ends."""
-    port = _free_port()
-    origin = f"http://127.0.0.1:{port}"
-    log = log_path.open("wb")
-    process = None
-    try:
-        process = subprocess.Popen([*command, "--port", str(port)], cwd=REPO,
-                                   stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-        waiting = threading.Event()
-        for _ in range(400):  # importing and binding the port: at most 20 s
-            if process.poll() is not None:
-                break
-            try:
-                if httpx.get(origin + "/__admin/clock", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            waiting.wait(0.05)
-        else:
-            pytest.fail(f"{' '.join(command[1:])} did not answer within 20 s")
-        if process.poll() is not None:
-            pytest.fail(f"{' '.join(command[1:])} exited with {process.returncode}: {log_path.read_text(errors='replace')[-2000:]}")
-        yield origin
-    finally:
-        if process is not None:
-            process.terminate()
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(timeout=10)
-        log.close()
 
 
 def _run_suite(origin: str, report_dir: Path, models: str, extra_env: dict[str, str] | None = None) -> tuple[int, dict, str]:
@@ -127,7 +81,23 @@ def test_every_mutant_names_checks_that_exist():
         assert mutant.description, name
         assert set(mutant.expected_checks) <= names, (name, set(mutant.expected_checks) - names)
     assert MUTANTS["faithful"].expected_checks == ()
-    assert sum(1 for m in MUTANTS.values() if m.expected_checks) >= 9
+    assert sum(1 for m in MUTANTS.values() if m.expected_checks) >= 25
+
+
+def test_every_observation_the_kit_follows_has_a_check():
+    """Each followed (or agreed) row of observations.json names checks that exist: a target that
+    does not do what the row says has a check to notice it (and the mutants prove most of them)."""
+    from dashscope_schemas import evidence
+
+    from contract_tests.checks import OBSERVATION_CHECKS
+
+    rows = {key for key, o in evidence.observations().items() if o.decision in ("followed", "agrees")}
+    assert rows == set(OBSERVATION_CHECKS), rows ^ set(OBSERVATION_CHECKS)
+    for key, names in OBSERVATION_CHECKS.items():
+        assert names and set(names) <= set(CHECKS), (key, set(names) - set(CHECKS))
+    proven = {c for m in MUTANTS.values() for c in m.expected_checks[:1]}
+    unproven = {key for key, names in OBSERVATION_CHECKS.items() if not set(names) & proven}
+    assert not unproven, f"no mutant proves a check of {sorted(unproven)}"
 
 
 def _cases():
@@ -139,7 +109,7 @@ def _cases():
 @pytest.mark.parametrize("name", list(_cases()))
 def test_the_suite_catches_the_mutant(name, tmp_path, record_property):
     mutant = MUTANTS[name]
-    with _serving([*MUTANT_SERVER, name], tmp_path / "server.log") as origin:
+    with serving_process([*MUTANT_SERVER, name], tmp_path / "server.log") as origin:
         code, report, output = _run_suite(origin, tmp_path / "report", MODELS)
     assert (tmp_path / "server.log").read_text(errors="replace").startswith(f"dashscope-mock mutant {name} ("), "no banner line"
     caught = _caught_by(report)
@@ -151,15 +121,16 @@ def test_the_suite_catches_the_mutant(name, tmp_path, record_property):
         return
     assert code == pytest.ExitCode.TESTS_FAILED, f"the suite did not fail (or crashed) against {name} ({mutant.description}):\n{output}"
     assert report["meta"]["drift"] is True
-    assert set(mutant.expected_checks) & set(caught), (
-        f"{name} ({mutant.description}) was caught by {sorted(caught)}, none of the expected {list(mutant.expected_checks)}")
+    # The check named for the defect (the first expected) must be among those that caught it.
+    assert mutant.expected_checks[0] in caught, (
+        f"{name} ({mutant.description}) was caught by {sorted(caught)}, not by {mutant.expected_checks[0]}")
 
 
 def test_an_older_profile_fails_the_current_contract(tmp_path):
     """(b) The fake serving the 2025-12 profile, checked against the current one: the documented
     differences show up as violations, each under the field it concerns."""
     models = "qwen-image-plus,qwen-image-edit-plus,qwen-image-edit-max"
-    with _serving([*FAKE_SERVER, "--profile", "2025-12"], tmp_path / "server.log") as origin:
+    with serving_process([*FAKE_SERVER, "--profile", "2025-12"], tmp_path / "server.log") as origin:
         code, report, output = _run_suite(origin, tmp_path / "report", models)
     assert report["meta"]["profile"] == "current"
     assert code == pytest.ExitCode.TESTS_FAILED, output
@@ -185,7 +156,7 @@ def test_an_older_profile_fails_the_current_contract(tmp_path):
 def test_keys_never_appear_in_output_reports_or_recordings(tmp_path):
     """A failing run (so that curl commands, answers and Hypothesis draws are printed) with a
     recording: neither of the keys the suite used appears anywhere it wrote."""
-    with _serving([*MUTANT_SERVER, "wrong-status"], tmp_path / "server.log") as origin:
+    with serving_process([*MUTANT_SERVER, "wrong-status"], tmp_path / "server.log") as origin:
         code, report, output = _run_suite(origin, tmp_path / "report", "qwen-image-plus",
                                           {"DASHSCOPE_CONTRACT_RECORD": str(tmp_path / "recording")})
     assert code == pytest.ExitCode.TESTS_FAILED and report["violations"]

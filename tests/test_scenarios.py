@@ -6,7 +6,7 @@ import json
 
 import dashscope_schemas as ds
 import pytest
-from helpers import ASYNC, PATHS, AppClient, auth, demo_key, make_service
+from helpers import ASYNC, PATHS, AppClient, assert_error, auth, demo_key, make_service
 
 from mock_server.app import create_app
 from mock_server.scenarios import ScenarioError, parse
@@ -165,7 +165,47 @@ def test_choose_a_scenario_by_header_even_if_its_match_does_not_hold(client, ser
     add(client, name="quota", effect={"type": "reject", "error": "allocation_quota"})
     assert t2i(client, **{"X-DashScope-Mock-Scenario": "boom"}).json()["code"] == "InternalError"
     assert t2i(client, **{"X-DashScope-Mock-Scenario": "quota"}).json()["code"] == "Throttling.AllocationQuota"
-    assert t2i(client, **{"X-DashScope-Mock-Scenario": "nope"}).status_code == 200
+
+
+
+def test_a_header_naming_no_scenario_is_the_fakes_own_error_listing_the_live_ones(client, service):
+    add(client, name="quota", effect={"type": "reject", "error": "allocation_quota"})
+    add(client, effect={"type": "unavailable"}, match={"endpoint": "image2image"})
+    refused = t2i(client, **{"X-DashScope-Mock-Scenario": "nope"})
+    assert_error(refused, 400, "MockScenarioNotFound", "no scenario named 'nope' (live: quota, sc-2)")
+    assert service.store.counts()["tasks"] == 0  # nothing was made
+    client.request("DELETE", "/__admin/scenarios")
+    assert t2i(client, **{"X-DashScope-Mock-Scenario": "nope"}).json()["message"] == "no scenario named 'nope' (live: none)"
+
+
+def test_a_used_up_scenario_named_by_the_header_lets_requests_through(client):
+    add(client, name="once", effect={"type": "reject", "error": "arrearage"}, times=1)
+    assert t2i(client, **{"X-DashScope-Mock-Scenario": "once"}).json()["code"] == "Arrearage"
+    assert t2i(client, **{"X-DashScope-Mock-Scenario": "once"}).status_code == 200
+
+
+def test_only_when_chosen_acts_on_requests_naming_it_only(client):
+    listed = add(client, name="outage", effect={"type": "unavailable"}, only_when_chosen=True)
+    assert listed["only_when_chosen"] is True
+    assert t2i(client).status_code == 200 and edit(client).status_code == 200
+    assert t2i(client, **{"X-DashScope-Mock-Scenario": "outage"}).status_code == 503
+    assert add(client, effect={"type": "unavailable"})["only_when_chosen"] is False
+    assert t2i(client).status_code == 503
+    bad = client.post("/__admin/scenarios", json={"effect": {"type": "unavailable"}, "only_when_chosen": "yes"})
+    assert bad.status_code == 400 and "only_when_chosen" in bad.json()["message"]
+
+
+def test_a_reject_without_match_hits_every_api_endpoint_but_not_oss(client, service):
+    created = t2i(client).json()["output"]["task_id"]
+    add(client, effect={"type": "reject", "error": "arrearage"})
+    calls = {"task-query": ("GET", f"{API}/tasks/{created}"), "task-cancel": ("POST", f"{API}/tasks/{created}/cancel"),
+             "task-list": ("GET", f"{API}/tasks"), "upload-policy": ("GET", f"{API}/uploads?action=getPolicy&model=qwen-image-edit-plus")}
+    for name, (method, path) in calls.items():
+        assert client.request(method, path, headers=auth()).json()["code"] == "Arrearage", name
+    assert t2i(client).json()["code"] == "Arrearage" and edit(client).json()["code"] == "Arrearage"
+    [scenario] = service.scenarios.all()
+    assert scenario.applies_to == {name for name, e in CATALOG.endpoints.items() if e.under_api}
+    assert len(scenario.applies_to) == 8 and not {"upload", "download"} & scenario.applies_to
 
 
 def test_list_delete_clear_and_reset(client, service):

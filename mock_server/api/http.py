@@ -44,8 +44,10 @@ def endpoint_of(request: Request) -> Endpoint | None:
 def request_id_headers(request: Request | None, request_id: str, *, refused: bool = False) -> dict[str, str]:
     """The headers that repeat the request id, as the real route sends them (observation
     request-id-headers): a refusal carries only the gateway's x-request-id, an answer of the model
-    service also x-dashscope-requestid."""
+    service also x-dashscope-requestid. Every answer with a request id passes here."""
     endpoint = endpoint_of(request) if request is not None else None
+    if request is not None:
+        request.state.request_id = request_id  # the answer's id, for the journal (some routes send no header)
     names = endpoint.request_id_headers if endpoint is not None else _GATEWAY_HEADERS
     if refused:
         names = tuple(name for name in names if name in _GATEWAY_HEADERS)

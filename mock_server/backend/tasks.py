@@ -198,6 +198,25 @@ class TaskBackend:
             self.service.ledger.refund(key.account, key.region, model.name, task.succeeded_if_finished, price)
         return canceled
 
+    def overview(self, *, account: str | None = None, region: str | None = None, model: str | None = None,
+                 status: str | None = None, offset: int = 0, limit: int = 50) -> tuple[list[Task], int]:
+        """Every account's tasks (the control API's view, not a caller's), newest first, and how
+        many match: each account and region's index read up to the page's end and merged, so the
+        cost is that of the page times the accounts, whatever the number of stored tasks."""
+        now = self.service.clock.now()
+        self.catch_up(now)
+        owners = sorted({(k.account, k.region) for k in self.service.keys.all()
+                         if account in (None, k.account) and region in (None, k.region)})
+        found: list[Task] = []
+        total = 0
+        for owner_account, owner_region in owners:
+            query = TaskQuery(owner_account, owner_region, model=model, status=status, submitted_from=self._alive_from(now))
+            page, count = self.service.store.query(query, 0, offset + limit)
+            found += page
+            total += count
+        found.sort(key=lambda t: t.submit_time, reverse=True)
+        return [domain.observe(t, now) for t in found[offset:offset + limit]], total
+
     def throttle(self, key: ApiKey) -> None:
         """The task API's own limit: so many queries per second per account [async]."""
         per_second = self.service.config.rate_limits.get("task_api_per_second")
