@@ -166,3 +166,25 @@ def test_keys_never_appear_in_output_reports_or_recordings(tmp_path):
     for text in written:
         assert KEY not in text and other_account not in text
     assert "sk-***" in written[-1] and "$DASHSCOPE_API_KEY" in "".join(written[1:3])
+
+
+def test_fail_on_breaking_lets_a_warning_only_drift_pass(tmp_path):
+    """A server whose only defect is a header (a warning) fails a default run and passes one with
+    --fail-on breaking; both reports show the drift with its severity."""
+    script = str(Path(sys.executable).with_name("dashscope-contract"))
+    with serving_process([*MUTANT_SERVER, "tasks-json-without-charset"], tmp_path / "server.log") as origin:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("DASHSCOPE_")}
+        env.update({"DASHSCOPE_HTTP_BASE_URL": f"{origin}/cn-beijing/api/v1", "DASHSCOPE_API_KEY": KEY,
+                    "DASHSCOPE_CONTRACT_SHRINK": "0"})
+        runs = {}
+        for fail_on in ("warning", "breaking"):
+            report = tmp_path / fail_on
+            done = subprocess.run([script, "run", "--models", "qwen-image-plus", "--max-examples", MAX_EXAMPLES, "--fail-on", fail_on,
+                                   "--report", str(report)], cwd=tmp_path, env=env, capture_output=True, text=True,
+                                  timeout=SUITE_TIMEOUT, stdin=subprocess.DEVNULL)
+            runs[fail_on] = (done.returncode, json.loads((report / "report.json").read_text()), done.stdout[-3000:])
+    for _code, report, output in runs.values():
+        assert report["meta"]["drift"] is True, output
+        assert {v["severity"] for v in report["violations"]} == {"warning"}, report["violations"]
+        assert "content_type_as_observed" in _caught_by(report)
+    assert runs["warning"][0] == 1 and runs["breaking"][0] == 0, {k: v[2] for k, v in runs.items()}
