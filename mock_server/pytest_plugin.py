@@ -41,6 +41,9 @@ if TYPE_CHECKING:
 MARKER = "dashscope_fake"
 # What the SDK reads to find the service and its key: pointed at the fake for each test.
 SDK_ENVIRONMENT = ("DASHSCOPE_HTTP_BASE_URL", "DASHSCOPE_BASE_URL", "DASHSCOPE_API_KEY")
+# A proxy the environment names (a CI runner's, or one set to keep tests off the internet) must
+# not stand between the SDK and the fake on loopback: the fake's host joins the proxy exceptions.
+NO_PROXY = ("NO_PROXY", "no_proxy")
 # The SDK modules whose pauses between polls become moves of the fake's clock: 1.x's wait/call
 # (blocking and asyncio) and 2.0's jobs.wait.
 SDK_SLEEPERS = ("dashscope.client.base_api", "dashscope.v2.resources._jobs")
@@ -117,7 +120,8 @@ class _Served:
             self._server.should_exit = True
         if self._thread is not None:
             self._thread.join(timeout=10)
-        self.loop.close()
+        if not self.loop.is_running():  # a server that did not stop in time keeps its loop
+            self.loop.close()
 
     def http_client(self, **options: Any) -> httpx.Client:
         return httpx.Client(transport=_InProcessTransport(self.app, self.loop), **options)
@@ -179,9 +183,12 @@ def _sdk_pointed_at(fake: AdminClient) -> Iterator[None]:
     restored afterwards."""
     import importlib
 
-    saved_env = {name: os.environ.get(name) for name in SDK_ENVIRONMENT}
+    saved_env = {name: os.environ.get(name) for name in (*SDK_ENVIRONMENT, *NO_PROXY)}
     os.environ.update({"DASHSCOPE_HTTP_BASE_URL": fake.base_url, "DASHSCOPE_BASE_URL": fake.base_url,
                        "DASHSCOPE_API_KEY": fake.api_key})
+    host = httpx.URL(fake.url).host
+    for name in NO_PROXY:
+        os.environ[name] = ",".join(filter(None, (saved_env[name], host)))
     patched: list[tuple[Any, str, Any]] = []
     try:
         try:

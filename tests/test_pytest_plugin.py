@@ -132,8 +132,16 @@ def test_the_sdk_points_away_from_the_fake_after_the_tests():
 '''
 
 
-def test_an_apps_suite_uses_the_fixture_and_nothing_else(pytester, monkeypatch):
+@pytest.mark.parametrize("proxy", [None, "http://127.0.0.1:9"], ids=["no-proxy", "proxy-to-nowhere"])
+def test_an_apps_suite_uses_the_fixture_and_nothing_else(pytester, monkeypatch, proxy):
+    """Also with a proxy that goes nowhere in the environment (one way to keep tests off the
+    internet): the fake on loopback is reached directly."""
     monkeypatch.setenv("DASHSCOPE_API_KEY", REAL_LOOKING_KEY)
+    for name in ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy", "NO_PROXY", "no_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    if proxy:
+        monkeypatch.setenv("HTTP_PROXY", proxy)
+        monkeypatch.setenv("HTTPS_PROXY", proxy)
     for name in ("DASHSCOPE_HTTP_BASE_URL", "DASHSCOPE_BASE_URL"):
         monkeypatch.delenv(name, raising=False)
     pytester.makepyfile(test_app=textwrap.dedent(APP_TESTS.format(real_key=REAL_LOOKING_KEY)))
