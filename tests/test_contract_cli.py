@@ -142,10 +142,11 @@ def test_a_fake_with_the_admin_api_is_detected_and_a_real_domain_planned_under_t
                           capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
     assert fake.returncode == 0 and "(a fake with the admin API)" in fake.stdout.splitlines()[0], fake.stdout[:500]
     assert "no money budget" in fake.stdout.splitlines()[0]
-    # A real domain is not probed (nothing is sent by a plan) and gets the default budget.
-    real = subprocess.run([SCRIPT, "plan", "--budget-images", "1000"], cwd=tmp_path,
-                          env=_env_for("https://dashscope.aliyuncs.com/api/v1"), capture_output=True, text=True, timeout=120,
-                          stdin=subprocess.DEVNULL)
+    # A target forced to be the real service gets the default budget. Loopback with nothing
+    # listening: a plan sends nothing, and if it tried it would fail.
+    real = subprocess.run([SCRIPT, "plan", "--budget-images", "1000", "--target", "real"], cwd=tmp_path,
+                          env=_env_for(f"http://127.0.0.1:{_free_port()}/cn-beijing/api/v1"), capture_output=True, text=True,
+                          timeout=120, stdin=subprocess.DEVNULL)
     assert real.returncode == 0, real.stderr
     head = real.stdout.splitlines()[0]
     assert "the real service (billed)" in head and "budget $1.00" in head, head
@@ -154,6 +155,29 @@ def test_a_fake_with_the_admin_api_is_detected_and_a_real_domain_planned_under_t
     fitting = float(summary.split("budget $1.00, 1000 images: $")[1].split(" fits")[0])
     assert total > 1.0 >= fitting > 0.5, summary
     assert "CUT by the budget" in real.stdout
+
+
+def test_a_real_domain_is_the_real_service_without_being_probed(monkeypatch):
+    """The service's own domains (from the catalog, never contacted here) are the real service:
+    detected by name, with no request at all (a probe would fail this test)."""
+    import dashscope_schemas as ds
+
+    from contract_tests import targets
+    from contract_tests.settings import Settings
+
+    def no_probe(*args, **kwargs):
+        raise AssertionError("a real domain must not be probed")
+
+    monkeypatch.setattr(targets.Admin, "probe", classmethod(no_probe))
+    for name in list(os.environ):
+        if name.startswith("DASHSCOPE_"):
+            monkeypatch.delenv(name)
+    for region, info in ds.load_catalog().regions.items():
+        monkeypatch.setenv("DASHSCOPE_HTTP_BASE_URL", info["base_url"])
+        settings = Settings.from_env()
+        assert settings.points_at_real_service and settings.billed, region
+        assert targets.detect_kind(settings) == ("real", None)
+        assert settings.budget_usd_for("real") == 1.0
 
 
 def test_the_exit_code_follows_the_findings_severity_and_fail_on(tmp_path):
