@@ -10,6 +10,7 @@ from starlette.routing import Route
 
 from . import housekeeping, parse
 from .api.http import public_base_url, read_body, service_of
+from .api.tasks import task_output
 from .backend.tasks import format_time
 from .clock import ControllableClock
 from .errors import DashScopeError
@@ -126,6 +127,9 @@ async def health(request: Request) -> JSONResponse:
                          "version": version()})
 
 
+DEFAULT_TASKS_PAGE, MAX_TASKS_PAGE = 50, 500
+
+
 def _query_number(request: Request, name: str, low: int, high: int) -> int | None:
     text = request.query_params.get(name)
     try:
@@ -159,6 +163,21 @@ async def requests(request: Request) -> JSONResponse:
     return JSONResponse(journal.read(name_of, secrets, endpoint=endpoint, region=region, status=status, limit=limit))
 
 
+async def tasks(request: Request) -> JSONResponse:
+    """Every account's tasks as the fake holds them, newest first (a caller of the API only ever
+    sees its own): GET ?account=&region=&model=&status=&offset=&limit=."""
+    service = service_of(request)
+    query = request.query_params
+    offset, limit = _query_number(request, "offset", 0, 10**9), _query_number(request, "limit", 0, MAX_TASKS_PAGE)
+    page, total = service.tasks.overview(account=query.get("account"), region=query.get("region"), model=query.get("model"),
+                                         status=query.get("status"), offset=offset or 0,
+                                         limit=DEFAULT_TASKS_PAGE if limit is None else limit)
+    base = public_base_url(request)
+    return JSONResponse({"total": total, "tasks": [
+        {"account": t.account, "region": t.region, "model": t.model, "endpoint": t.endpoint, "api_key_id": t.api_key_id,
+         **task_output(service, t, base)} for t in page]})
+
+
 async def usage(request: Request) -> JSONResponse:
     service = service_of(request)
     return JSONResponse({"usage": service.usage(), "free_tier_only": sorted(service.ledger.free_tier_only)})
@@ -188,6 +207,7 @@ routes = [
     Route("/__admin/keys", keys, methods=["GET"]),
     Route("/__admin/scenarios", scenarios, methods=["GET", "POST", "DELETE"]),
     Route("/__admin/scenarios/{scenario_id}", scenario, methods=["DELETE"]),
+    Route("/__admin/tasks", tasks, methods=["GET"]),
     Route("/__admin/timing", timing, methods=["GET"]),
     Route("/__admin/usage", usage, methods=["GET"]),
     Route("/__admin/usage/free-tier-only", free_tier_only, methods=["POST"]),

@@ -21,6 +21,8 @@ from typing import Any
 
 import httpx
 
+from .access import is_loopback
+
 DEFAULT_TIMEOUT = 30.0
 
 
@@ -92,8 +94,8 @@ class AdminClient:
         self.url = url.rstrip("/")
         headers = {"Authorization": f"Bearer {admin_token}"} if admin_token else {}
         # A fake on this machine is reached directly, whatever proxy the environment names.
-        loopback = (httpx.URL(self.url).host or "") in ("127.0.0.1", "localhost", "::1")
-        self._http = httpx.Client(base_url=self.url, timeout=timeout, headers=headers, trust_env=not loopback)
+        self._http = httpx.Client(base_url=self.url, timeout=timeout, headers=headers,
+                                  trust_env=not is_loopback(httpx.URL(self.url).host or ""))
         self._http_client_factory = http_client_factory
         try:
             regions = self._get("/__admin/regions")

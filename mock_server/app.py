@@ -14,7 +14,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp
 
-from . import admin, admin_tasks, housekeeping, pages
+from . import admin, housekeeping, pages
 from .access import ControlGate
 from .api import generation, results, tasks, uploads
 from .api.faults import ConnectionDropper
@@ -46,7 +46,7 @@ def _routes(service: FakeDashScope) -> tuple[list[Route], dict[Any, Endpoint]]:
         handler = generation.handler_for(endpoint) if endpoint.generates else _HANDLERS[endpoint.name]
         routes.append(Route((API if endpoint.under_api else "") + endpoint.path, handler, methods=[endpoint.method]))
         endpoint_of_handler[handler] = endpoint
-    return [*routes, Route("/openapi.json", _openapi, methods=["GET"]), *admin.routes, *admin_tasks.routes,
+    return [*routes, Route("/openapi.json", _openapi, methods=["GET"]), *admin.routes,
             *pages.routes], endpoint_of_handler
 
 

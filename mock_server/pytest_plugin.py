@@ -28,7 +28,7 @@ import os
 import socket
 import threading
 import time as real_time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -149,14 +149,17 @@ class _InProcessTransport(httpx.BaseTransport):
         return httpx.Response(status, headers=headers, content=content, request=request)
 
 
-class _VirtualTime:
-    """Stands in for `time` inside the SDK's polling modules: sleep() moves the fake's clock."""
+class VirtualTime:
+    """Stands in for `time` inside the SDK's polling modules: sleep() moves the fake's clock by
+    `advance` (and remembers how long each pause was); everything else is the real module."""
 
-    def __init__(self, fake: AdminClient):
-        self._fake = fake
+    def __init__(self, advance: Callable[[float], object]):
+        self._advance = advance
+        self.slept: list[float] = []
 
     def sleep(self, seconds: float) -> None:
-        self._fake.advance(max(float(seconds), 0.0))
+        self.slept.append(seconds)
+        self._advance(max(float(seconds), 0.0))
 
     def __getattr__(self, name: str) -> Any:  # time(), monotonic() ... stay the real ones
         return getattr(real_time, name)
@@ -166,11 +169,11 @@ class _VirtualAsyncio:
     """Stands in for `asyncio` inside the same modules: `await asyncio.sleep(s)` moves the clock
     (from a worker thread, so the test's own event loop is never blocked) and yields once."""
 
-    def __init__(self, fake: AdminClient):
-        self._fake = fake
+    def __init__(self, advance: Callable[[float], object]):
+        self._advance = advance
 
     async def sleep(self, seconds: float, result: Any = None) -> Any:
-        await asyncio.to_thread(self._fake.advance, max(float(seconds), 0.0))
+        await asyncio.to_thread(self._advance, max(float(seconds), 0.0))
         return result
 
     def __getattr__(self, name: str) -> Any:
@@ -204,7 +207,7 @@ def _sdk_pointed_at(fake: AdminClient) -> Iterator[None]:
                     module = importlib.import_module(module_name)
                 except ImportError:  # an SDK version without this module
                     continue
-                for name, stand_in in (("time", _VirtualTime(fake)), ("asyncio", _VirtualAsyncio(fake))):
+                for name, stand_in in (("time", VirtualTime(fake.advance)), ("asyncio", _VirtualAsyncio(fake.advance))):
                     if hasattr(module, name):
                         patched.append((module, name, getattr(module, name)))
                         setattr(module, name, stand_in)

@@ -11,9 +11,10 @@ import dashscope.v2.resources._jobs as sdk_v2_jobs
 import httpx
 import pytest
 import requests
-from helpers import SHARED, AppClient, LiveFake, VirtualTime, Wire, make_service, serving
+from helpers import SHARED, AppClient, LiveFake, Wire, make_service, serving
 
 from mock_server.app import create_app
+from mock_server.pytest_plugin import VirtualTime
 from mock_server.service import FakeDashScope
 
 
@@ -69,7 +70,7 @@ def virtual_sleep(live, monkeypatch) -> VirtualTime:
     """The SDK's poll loops sleep on the fake's virtual clock: wait()/call() of the 1.x classes
     (dashscope.client.base_api) and jobs.wait of the 2.0 Client (dashscope.v2.resources._jobs;
     its deadline stays on the real monotonic clock)."""
-    fake_time = VirtualTime(live.service.clock)
+    fake_time = VirtualTime(live.service.clock.advance)
     monkeypatch.setattr(sdk_base_api, "time", fake_time)
     monkeypatch.setattr(sdk_v2_jobs, "time", fake_time)
     return fake_time

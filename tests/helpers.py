@@ -12,7 +12,6 @@ import re
 import socket
 import subprocess
 import threading
-import time as real_time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -115,22 +114,6 @@ def serving(app, host: str = "127.0.0.1", **config) -> Iterator[int]:
     finally:
         server.should_exit = True
         thread.join(timeout=5)
-
-
-class VirtualTime:
-    """Stands in for the `time` module inside dashscope.client.base_api only: the SDK's polling
-    sleep advances the fake's virtual clock instead of the wall clock; everything else is real."""
-
-    def __init__(self, clock):
-        self.clock = clock
-        self.slept: list[float] = []
-
-    def sleep(self, seconds: float) -> None:
-        self.slept.append(seconds)
-        self.clock.advance(seconds)
-
-    def __getattr__(self, name):  # time(), monotonic(), ... stay the real ones
-        return getattr(real_time, name)
 
 
 def freeze(live) -> float:
