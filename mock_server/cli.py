@@ -21,7 +21,7 @@ from .app import create_app
 from .config import Config
 from .pages import base_urls as region_base_urls
 from .service import FakeDashScope
-from .transport import protocol_with_head_timeout
+from .transport import event_loop, protocol_with_head_timeout
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -42,6 +42,10 @@ def _parser() -> argparse.ArgumentParser:
                        "'Authorization: Bearer TOKEN' (default: this machine only)")
     serve.add_argument("--read-timeout", type=float,
                        help="seconds a client may take to send a request's head, or its body (default 30)")
+    serve.add_argument("--access-log", action="store_true",
+                       help="log every request (off by default: a line per request costs more than serving it)")
+    serve.add_argument("--http", choices=("auto", "httptools", "h11"), default="auto",
+                       help="HTTP parser: httptools where installed (auto, the default), or h11")
     serve.add_argument("--show-keys", action="store_true",
                        help="print keys from a --keys file in full (the embedded demo keys always are)")
     drive.add_commands(commands)
@@ -146,7 +150,8 @@ def main(argv: list[str] | None = None) -> int:
                 ready_file.unlink()  # the URL it names stops answering
 
     server = _Server(uvicorn.Config(create_app(service=service), host=args.host, port=args.port, log_level="info",
-                                    http=protocol_with_head_timeout(config.read_timeout)), ready, stopping)
+                                    access_log=args.access_log, loop=event_loop(),
+                                    http=protocol_with_head_timeout(config.read_timeout, args.http)), ready, stopping)
     with contextlib.suppress(KeyboardInterrupt):
         server.run()
     return 0 if server.started else 1

@@ -205,8 +205,9 @@ def test_an_upload_form_that_stops_arriving_is_an_oss_request_timeout():
     assert b"<Code>RequestTimeout</Code>" in sent[1]["body"]
 
 
-def test_a_connection_that_never_completes_its_request_head_is_closed():
-    with serving(create_app(service=make_service()), http=protocol_with_head_timeout(0.2)) as port:
+@pytest.mark.parametrize("implementation", ["httptools", "h11"])
+def test_a_connection_that_never_completes_its_request_head_is_closed(implementation):
+    with serving(create_app(service=make_service()), http=protocol_with_head_timeout(0.2, implementation)) as port:
         for opening in (b"", b"GET /api/v1/tasks/x HTTP/1.1\r\nHost: x\r\n"):
             conn = socket.create_connection(("127.0.0.1", port))
             conn.sendall(opening)
