@@ -3,8 +3,8 @@ JSON body, check the key, keep the task in a dict, and answer create and poll in
 shapes (a poll finishes the task, as `serve --fast` does). No validation, limits, journal or
 images: what is left is the cost of Starlette and the server stack under it.
 
-    uvicorn bench.bare_app:app --http h11                                   # the fake's stack
-    uvicorn bench.bare_app:app --loop uvloop --http httptools --no-access-log   # the practical limit
+    uvicorn bench.bare_app:app --loop asyncio --http h11                        # uvicorn's pure-Python stack
+    uvicorn bench.bare_app:app --loop uvloop --http httptools --no-access-log   # the fake's stack: the practical limit
 """
 
 from __future__ import annotations

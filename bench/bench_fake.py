@@ -32,7 +32,7 @@ ASYNC = {"X-DashScope-Async": "enable"}
 def _fill(service: FakeDashScope, count: int) -> str:
     """count tasks of account a in Beijing, made directly in the store; returns one id."""
     template = domain.Task(task_id="", account="demo-account-a", region="cn-beijing", api_key_id="key-a-bj-1",
-                           model="qwen-image-plus", endpoint="text2image", orig_prompt="p", actual_prompt="p", seed=1,
+                           model="qwen-image-plus", endpoint="text2image", orig_prompt="p", prompt_extend=False, seed=1,
                            width=1328, height=1328, timing=domain.Timing("time", 1, 15), outcomes=(domain.ImageOutcome("i"),))
     now = service.clock.advance(0)  # frozen: no task changes status while the benchmark runs
     for i in range(count):

@@ -9,8 +9,8 @@ process each time, two ways:
          cycle of `serve --fast` leaves (the task with its uuid ids, and its result-image record).
 --where adds tracemalloc's view of the api way: bytes per task and the lines that allocate them.
 
-Latency: two fakes served the way `serve` serves them (uvicorn, the h11 protocol with the head
-deadline, access log on, rate limits off), one holding 100 tasks and one 1,000,000 (made as
+Latency: two fakes served the way `serve` serves them (uvicorn on uvloop, the httptools protocol
+with the head deadline, access log off, rate limits off), one holding 100 tasks and one 1,000,000 (made as
 bench_fake._fill makes them; the clock is frozen, so they stay PENDING), pinned to core 1; wrk
 with one connection on core 0, the two fakes in alternation; medians over the rounds of wrk's
 p50 and p99. Figures, not tests: other work on the machine shows up in them.
@@ -99,13 +99,13 @@ def child_serve(count: int, port: int) -> None:
     import uvicorn
 
     from mock_server.app import create_app
-    from mock_server.transport import protocol_with_head_timeout
+    from mock_server.transport import event_loop, protocol_with_head_timeout
 
     service = _store_service()
     _fill_store(service, count)
     gc.collect()
-    config = uvicorn.Config(create_app(service=service), host="127.0.0.1", port=port, log_level="info",
-                            http=protocol_with_head_timeout(service.config.read_timeout))
+    config = uvicorn.Config(create_app(service=service), host="127.0.0.1", port=port, log_level="info", access_log=False,
+                            loop=event_loop(), http=protocol_with_head_timeout(service.config.read_timeout))
     uvicorn.Server(config).run()
 
 

@@ -5,15 +5,15 @@ then the issue's goals as PASS / FAIL.
 
     .venv/bin/python bench/bench_servers.py [--rounds 3] [--seconds 5] [--prism] [--install] [--profile]
 
-  (a) fake      dashscope-mock serve --fast --no-rate-limits (uvicorn, h11, access log on)
-  (b) bare      bench/bare_app.py on the same uvicorn settings as (a)
-  (c) bare max  bench/bare_app.py on uvicorn --loop uvloop --http httptools --no-access-log
+  (a) fake      dashscope-mock serve --fast --no-rate-limits (uvloop + httptools, access log off: serve's defaults)
+  (b) bare h11  bench/bare_app.py on uvicorn's pure-Python stack (asyncio + h11), what the fake ran on before
+  (c) bare max  bench/bare_app.py on uvicorn --loop uvloop --http httptools --no-access-log: the fake's stack
   (d) prism     Prism 5 mocking the fake's own /openapi.json (only with --prism)
 
 Needs wrk (apt-get install -y wrk; no Python fallback: a client on one core would measure
 itself). Installs nothing unless asked: --prism installs Prism with npm into bench/.cache/prism,
---install puts uvloop, httptools and py-spy into bench/.cache/py (used by (c) and --profile
-only, so the venv and the fake's own stack stay as they are). Servers run pinned to core 1,
+--install puts py-spy into bench/.cache/py (for --profile; uvloop and httptools, which (a) and
+(c) run on, are the kit's own dependencies). Servers run pinned to core 1,
 wrk to core 0 (1 thread, 32 connections). Figures, never assertions: exit 0 whatever they
 say (--strict: exit 1 when a measured goal fails); 2 when a tool is missing.
 """
@@ -88,7 +88,7 @@ def servers(args: argparse.Namespace) -> dict[str, Server]:
     found = {"a": Server("a-fake", [str(Path(PYTHON).parent / "dashscope-mock"), "serve", "--fast", "--no-rate-limits",
                                     "--host", "127.0.0.1", "--port", str(port := free_port())], port)}
     uvicorn = [PYTHON, "-m", "uvicorn", "bench.bare_app:app", "--host", "127.0.0.1"]
-    found["b"] = Server("b-bare", [*uvicorn, "--port", str(port := free_port()), "--http", "h11"], port)
+    found["b"] = Server("b-bare", [*uvicorn, "--port", str(port := free_port()), "--loop", "asyncio", "--http", "h11"], port)
     env = uvloop_env(args.install)
     if env is not None:
         found["c"] = Server("c-bare-max", [*uvicorn, "--port", str(port := free_port()), "--loop", "uvloop", "--http", "httptools",
@@ -99,7 +99,7 @@ def servers(args: argparse.Namespace) -> dict[str, Server]:
     return found
 
 
-LABELS = {"a": "(a) fake: dashscope-mock serve --fast --no-rate-limits", "b": "(b) bare app, the fake's uvicorn settings",
+LABELS = {"a": "(a) fake: dashscope-mock serve --fast --no-rate-limits", "b": "(b) bare app, asyncio + h11",
           "c": "(c) bare app, uvloop + httptools, no access log", "d": "(d) Prism 5 mocking the fake's /openapi.json"}
 
 

@@ -13,10 +13,10 @@ from __future__ import annotations
 
 import ipaddress
 import json
-import uuid
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from .ids import new_id
 from .parse import same_secret
 
 CONTROL_PREFIXES = ("/__admin",)
@@ -68,7 +68,7 @@ class ControlGate:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and (scope["path"].startswith(self.prefixes) or scope["path"] in self.paths) \
                 and not self.allows(scope):
-            body = json.dumps({"request_id": str(uuid.uuid4()), "code": "AccessDenied",
+            body = json.dumps({"request_id": new_id(), "code": "AccessDenied",
                                "message": "The control API answers this machine only (or callers with the admin token)."}).encode()
             await send({"type": "http.response.start", "status": 403,
                         "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})

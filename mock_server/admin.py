@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from starlette.requests import Request
@@ -14,7 +15,7 @@ from .api.tasks import task_output
 from .backend.tasks import format_time
 from .clock import ControllableClock
 from .errors import DashScopeError
-from .journal import Entry
+from .journal import route_namer, secrets_of
 from .pages import base_urls as region_base_urls
 from .pages import version
 from .scenarios import ScenarioError
@@ -123,8 +124,14 @@ async def timing(request: Request) -> JSONResponse:
 
 async def health(request: Request) -> JSONResponse:
     service = service_of(request)
+    # pid: which worker answered (serve --workers N), and store: where the state they share lives.
     return JSONResponse({"status": "ok", "profile": service.config.profile, "default_region": service.config.default_region,
-                         "version": version()})
+                         "version": version(), "pid": os.getpid(), "store": _store_kind(service.config.store)})
+
+
+def _store_kind(url: str) -> str:
+    """memory, sqlite or redis: never the URL itself, which may carry a password."""
+    return url.split(":", 1)[0] or "memory"
 
 
 DEFAULT_TASKS_PAGE, MAX_TASKS_PAGE = 50, 500
@@ -151,16 +158,8 @@ async def requests(request: Request) -> JSONResponse:
     if region is not None and region not in service.catalog.regions:
         raise DashScopeError(400, "InvalidParameter", f"region: one of {', '.join(service.catalog.regions)}")
     status, limit = _query_number(request, "status", 100, 599), _query_number(request, "limit", 0, 10**9)
-    routes = request.app.state.endpoint_of_handler
-
-    def name_of(entry: Entry) -> str | None:
-        found = routes.get(entry.route)
-        if found is None or entry.method != found.method and not (entry.method == "HEAD" and found.method == "GET"):
-            return None  # no route, or the path of one with another method (a 405)
-        return str(found.name)
-
-    secrets = [k.key for k in service.keys.all()] + [service.config.admin_token]
-    return JSONResponse(journal.read(name_of, secrets, endpoint=endpoint, region=region, status=status, limit=limit))
+    name_of = route_namer(request.app.state.endpoint_of_handler)
+    return JSONResponse(journal.read(name_of, secrets_of(service), endpoint=endpoint, region=region, status=status, limit=limit))
 
 
 async def tasks(request: Request) -> JSONResponse:
@@ -191,7 +190,7 @@ async def free_tier_only(request: Request) -> JSONResponse:
     account = data.get("account") if isinstance(data, dict) else None
     if not isinstance(account, str) or account not in accounts or not isinstance(data.get("enabled"), bool):
         raise DashScopeError(400, "InvalidParameter", f'body must be {{"account": one of {sorted(accounts)}, "enabled": true|false}}')
-    (service.ledger.free_tier_only.add if data["enabled"] else service.ledger.free_tier_only.discard)(account)
+    service.ledger.set_free_tier_only(account, data["enabled"])
     return JSONResponse({"free_tier_only": sorted(service.ledger.free_tier_only)})
 
 

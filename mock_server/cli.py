@@ -6,8 +6,14 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import multiprocessing
+import multiprocessing.connection
 import os
+import queue
+import signal
+import socket
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -19,8 +25,10 @@ from .access import is_loopback
 from .accounts import mask_key
 from .app import create_app
 from .config import Config
+from .errors import DashScopeError
 from .pages import base_urls as region_base_urls
 from .service import FakeDashScope
+from .stores import is_shared
 from .transport import event_loop, protocol_with_head_timeout
 
 
@@ -48,6 +56,11 @@ def _parser() -> argparse.ArgumentParser:
                        help="HTTP parser: httptools where installed (auto, the default), or h11")
     serve.add_argument("--show-keys", action="store_true",
                        help="print keys from a --keys file in full (the embedded demo keys always are)")
+    serve.add_argument("--store", help="where the state lives: memory: (the default: this process only), "
+                       "sqlite:///path/to/state.db (survives restarts, shared by --workers) or redis://host:port/db "
+                       "(shared by fakes on several machines)")
+    serve.add_argument("--workers", type=int, default=1,
+                       help="worker processes on one socket, sharing the store (needs sqlite: or redis:); default 1")
     drive.add_commands(commands)
     return parser
 
@@ -123,16 +136,18 @@ def main(argv: list[str] | None = None) -> int:
     if args.command != "serve":
         return drive.run(args)
     try:
-        rate_limits = {k: v for k, v in (("enabled", False if args.no_rate_limits else None),
-                                         ("scale", args.rate_limit_scale)) if v is not None}
-        config = Config.load(args.config, profile=args.profile, keys_file=args.keys,
-                             scenarios=_scenario_file(args.scenarios), rate_limits=rate_limits or None,
-                             admin_token=args.admin_token, read_timeout_seconds=args.read_timeout)
-        if args.fast:
-            config = config.with_fast_tasks()
+        config = _config_of(args)
+        if args.workers < 1:
+            raise ValueError("--workers: at least 1")
+        if args.workers > 1 and not is_shared(config.store):
+            raise ValueError(f"--workers {args.workers} needs a store the workers share: --store sqlite:///path/to/state.db "
+                             "or --store redis://host:port/db (each worker would have its own memory:)")
         service = FakeDashScope(config)
     except (OSError, ValueError) as exc:
         print(f"dashscope-mock: {exc}", file=sys.stderr)
+        return 2
+    except DashScopeError as exc:  # the store did not answer
+        print(f"dashscope-mock: store {config.store}: {getattr(exc, 'detail', exc)}", file=sys.stderr)
         return 2
     ready_file = Path(args.ready_file) if args.ready_file else None
     if ready_file:
@@ -149,12 +164,129 @@ def main(argv: list[str] | None = None) -> int:
             with contextlib.suppress(OSError):
                 ready_file.unlink()  # the URL it names stops answering
 
-    server = _Server(uvicorn.Config(create_app(service=service), host=args.host, port=args.port, log_level="info",
-                                    access_log=args.access_log, loop=event_loop(),
-                                    http=protocol_with_head_timeout(config.read_timeout, args.http)), ready, stopping)
+    if args.workers > 1:
+        return _serve_workers(args, sys.argv[1:] if argv is None else argv, ready, stopping)
+    server = _Server(_uvicorn_config(args, config, service), ready, stopping)
     with contextlib.suppress(KeyboardInterrupt):
         server.run()
+    service.close()
     return 0 if server.started else 1
+
+
+def _config_of(args: argparse.Namespace) -> Config:
+    """The serve command's settings: the config file, then the command line."""
+    rate_limits = {k: v for k, v in (("enabled", False if args.no_rate_limits else None),
+                                     ("scale", args.rate_limit_scale)) if v is not None}
+    config = Config.load(args.config, profile=args.profile, keys_file=args.keys,
+                         scenarios=_scenario_file(args.scenarios), rate_limits=rate_limits or None,
+                         admin_token=args.admin_token, read_timeout_seconds=args.read_timeout, store=args.store)
+    return config.with_fast_tasks() if args.fast else config
+
+
+def _uvicorn_config(args: argparse.Namespace, config: Config, service: FakeDashScope) -> uvicorn.Config:
+    app = create_app(service=service)
+    app.state.server_process = True  # the process is the server: housekeeping may tune its collector
+    return uvicorn.Config(app, host=args.host, port=args.port, log_level="info",
+                          access_log=args.access_log, loop=event_loop(),
+                          http=protocol_with_head_timeout(config.read_timeout, args.http))
+
+
+# --- several workers -----------------------------------------------------------------------
+# The parent binds the socket, starts N workers (each a whole fake on the shared store, serving
+# that socket: the kernel hands each connection to one of them), says where it listens once
+# every worker accepts, restarts a worker that dies, and stops them all on SIGTERM or Ctrl-C.
+
+WORKER_START_SECONDS = 60.0
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+        sock.listen(2048)
+    except OSError:
+        sock.close()
+        raise
+    sock.set_inheritable(True)
+    return sock
+
+
+def _die_with_parent(parent: int) -> None:
+    """A worker whose supervisor is gone (even by kill -9) stops too, rather than hold the port."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    if os.getppid() != parent:
+        os._exit(1)
+
+
+def _worker(argv: list[str], sock: socket.socket, started: Any, parent: int) -> None:
+    """One worker process: the same fake as the parent's, from the same command line."""
+    _die_with_parent(parent)
+    args = _parser().parse_args(argv)
+    config = _config_of(args)
+    service = FakeDashScope(config)
+    server = _Server(_uvicorn_config(args, config, service), lambda port: started.put(os.getpid()), lambda: None)
+    with contextlib.suppress(KeyboardInterrupt):
+        server.run(sockets=[sock])
+    service.close()
+
+
+def _serve_workers(args: argparse.Namespace, argv: list[str], ready: Callable[[int], None], stopping: Callable[[], None]) -> int:
+    try:
+        sock = _bind(args.host, args.port)
+    except OSError as exc:
+        print(f"dashscope-mock: cannot listen on {args.host}:{args.port}: {exc}", file=sys.stderr)
+        return 1
+    context = multiprocessing.get_context("spawn")
+    started = context.Queue()
+    stop = False
+
+    def on_signal(signum: int, frame: Any) -> None:
+        nonlocal stop
+        stop = True
+
+    previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+
+    def start() -> Any:
+        process = context.Process(target=_worker, args=(argv, sock, started, os.getpid()), daemon=False)
+        process.start()
+        return process
+
+    workers = [start() for _ in range(args.workers)]
+    try:
+        waiting = set(range(args.workers))
+        deadline = time.monotonic() + WORKER_START_SECONDS
+        while waiting and not stop:
+            if time.monotonic() > deadline or any(not w.is_alive() for w in workers):
+                print("dashscope-mock: a worker did not start", file=sys.stderr)
+                return 1
+            with contextlib.suppress(queue.Empty):
+                started.get(timeout=0.2)
+                waiting.pop()
+        if stop:
+            return 0
+        ready(sock.getsockname()[1])
+        while not stop:
+            multiprocessing.connection.wait([w.sentinel for w in workers], timeout=0.5)
+            for index, worker in enumerate(workers):
+                if not worker.is_alive() and not stop:
+                    print(f"dashscope-mock: worker {worker.pid} exited ({worker.exitcode}); starting another", file=sys.stderr)
+                    workers[index] = start()
+        return 0
+    finally:
+        stopping()
+        for worker in workers:
+            worker.terminate()  # SIGTERM: uvicorn's graceful shutdown
+        for worker in workers:
+            worker.join(10)
+            if worker.is_alive():
+                worker.kill()
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+        sock.close()
 
 
 if __name__ == "__main__":

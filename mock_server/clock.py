@@ -60,3 +60,14 @@ class ControllableClock:
     def reset(self) -> None:
         self._frozen_at = None
         self._offset = 0.0
+
+    def state(self) -> tuple[float | None, float]:
+        """(frozen at, offset from the wall clock): all there is to it, for a store to keep."""
+        return self._frozen_at, self._offset
+
+    @classmethod
+    def from_state(cls, state: tuple[float | None, float] | None, wall: Callable[[], float] = time.time) -> ControllableClock:
+        clock = cls(wall)
+        if state is not None:
+            clock._frozen_at, clock._offset = state
+        return clock

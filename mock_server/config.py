@@ -40,6 +40,10 @@ class Config:
     max_upload_mb: int = 100
     journal_entries: int = 1000        # GET /__admin/requests: the last N API requests (0: none kept)
     journal_body_bytes: int = 65536    # the first bytes of each request body it keeps
+    # Where the state lives: memory: (this process), sqlite:///path/state.db, redis://host:port/db
+    # (stores/__init__.py).
+    store: str = "memory:"
+    signing_secret_given: bool = field(default=False, repr=False)  # set by the config, not made up per instance
 
     def timing_for(self, model: str) -> Timing:
         return Timing.from_data(self.timing.get("models", {}).get(model) or self.timing["default"])
@@ -67,6 +71,7 @@ class Config:
             read_timeout=float(data["read_timeout_seconds"]),
             admin_token=data.get("admin_token") or None,
             journal_entries=int(data["journal_entries"]), journal_body_bytes=int(data["journal_body_bytes"]),
+            store=str(data.get("store") or "memory:"), signing_secret_given=bool(data.get("signing_secret")),
         )
         if not 0 < config.read_timeout <= 3600:
             raise ValueError("read_timeout_seconds must be in (0, 3600]")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 from collections.abc import AsyncIterator
 from typing import Any
@@ -39,8 +40,21 @@ async def _sweep_forever(service: FakeDashScope, interval: float) -> None:
             log.exception("housekeeping sweep failed")
 
 
+def settle_the_collector() -> None:
+    """For a process that is the server (serve, and each of its workers), not for a test process
+    that runs the fake in a thread: what exists at start (catalog, compiled schemas, the app) lives as long as the server: out
+    of the cyclic collector's sight (gc.freeze), and young objects collected less often. A stored
+    task is long-lived too; the collector walking them all again and again is what made a fake
+    holding 20,000 tasks about 6 % slower than an empty one (bench/bench_servers.py)."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(10_000, 50, 100)
+
+
 @contextlib.asynccontextmanager
 async def lifespan(app: Any) -> AsyncIterator[None]:
+    if getattr(app.state, "server_process", False):
+        settle_the_collector()
     sweeper = asyncio.create_task(_sweep_forever(app.state.service, SWEEP_INTERVAL))
     try:
         yield

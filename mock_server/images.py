@@ -16,6 +16,7 @@ import random
 import re
 import struct
 import warnings
+import zlib
 from dataclasses import dataclass
 from functools import lru_cache
 from xml.sax.saxutils import escape
@@ -31,7 +32,7 @@ _SIZE_IN_URL = re.compile(r"(?<![0-9])([1-9][0-9]{1,4})[x*_-]([1-9][0-9]{1,4})(?
 
 @lru_cache(maxsize=64)
 def render_png(prompt: str, seed: int, index: int, width: int, height: int) -> bytes:
-    """A PNG of exactly width x height whose content depends only on the arguments."""
+    """An RGB PNG of exactly width x height whose content depends only on the arguments."""
     digest = hashlib.sha256(f"{seed}\x00{index}\x00{prompt}".encode()).digest()
     rng = random.Random(digest)
     image = Image.new("RGB", (width, height), tuple(digest[:3]))
@@ -42,9 +43,23 @@ def render_png(prompt: str, seed: int, index: int, width: int, height: int) -> b
         colour = (rng.randrange(256), rng.randrange(256), rng.randrange(256))
         (draw.ellipse if rng.random() < 0.5 else draw.rectangle)((x0, y0, x1, y1), fill=colour)
     draw.text((8, 8), f"dashscope-mock #{index} seed {seed}", fill=(255, 255, 255))
-    out = io.BytesIO()
-    image.save(out, format="PNG", compress_level=1)
-    return out.getvalue()
+    return _unfiltered_png(image)
+
+
+def _png_chunk(kind: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+
+def _unfiltered_png(image: Image.Image) -> bytes:
+    """The image as a PNG whose rows carry no filter (type 0), deflated fast. Pillow chooses a
+    filter for every row, which is most of the time of saving a large picture, and lets no caller
+    turn it off; flat shapes compress well without it (a 1328*1328 result: about 7 ms, not 15)."""
+    width, height = image.size
+    raw, stride = image.tobytes(), width * 3
+    rows = b"".join(b"\x00" + raw[start:start + stride] for start in range(0, height * stride, stride))
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)  # 8 bits, truecolour, no interlace
+    return (b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", header) + _png_chunk(b"IDAT", zlib.compress(rows, 1))
+            + _png_chunk(b"IEND", b""))
 
 
 class InvalidImage(ValueError):
@@ -76,6 +91,8 @@ def size_from_url(url: str) -> tuple[int, int] | None:
     return (int(matches[-1][0]), int(matches[-1][1])) if matches else None
 
 
+_BASE64_ESCAPES = str.maketrans({"+": "%2B", "/": "%2F", "=": "%3D"})
+
 @dataclass(frozen=True)
 class UrlSigner:
     secret: bytes
@@ -87,10 +104,10 @@ class UrlSigner:
         return base64.b64encode(hmac.new(self.secret, to_sign, hashlib.sha1).digest()).decode("ascii")
 
     def query(self, object_path: str, expires: int) -> str:
-        from urllib.parse import urlencode
-
-        return urlencode({"Expires": expires, "OSSAccessKeyId": self.access_key_id,
-                          "Signature": self._signature(object_path, str(expires))})
+        # What urlencode gives for these values, built directly (one per result URL, on every
+        # poll): an integer, a key id of letters and digits, and base64, whose "+/=" are escaped.
+        signature = self._signature(object_path, str(expires)).translate(_BASE64_ESCAPES)
+        return f"Expires={expires}&OSSAccessKeyId={self.access_key_id}&Signature={signature}"
 
     def check(self, object_path: str, expires: str | None, access_key_id: str | None, signature: str | None,
               now: float) -> tuple[str, str] | None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import itertools
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl
 
@@ -41,7 +41,7 @@ class Entry:
     """One request as it arrived (references, not copies) and what its answer started with."""
 
     __slots__ = ("id", "time", "method", "path", "query", "region", "headers", "chunks", "kept", "size",
-                 "route", "status", "request_id")
+                 "route", "status", "request_id", "results")
 
     def __init__(self, entry_id: int, time: float, scope: Scope):
         self.id, self.time = entry_id, time
@@ -56,6 +56,9 @@ class Entry:
         self.route: Any = None  # the handler the router chose (Starlette's scope["endpoint"])
         self.status: int | None = None  # None: no answer (yet, or a dropped connection)
         self.request_id: str | None = None
+        # The result URLs a synchronous generation answered with (api.generation notes them): the
+        # dashboard shows a sync call's images, which no store keeps apart from the answer.
+        self.results: list[str] | None = None
 
     @property
     def truncated(self) -> bool:
@@ -107,8 +110,10 @@ class Journal:
         self._entries.clear()
 
     def read(self, name_of: Callable[[Entry], str | None], secrets: Iterable[str | None], *, endpoint: str | None = None,
-             region: str | None = None, status: int | None = None, limit: int | None = None) -> dict[str, Any]:
-        """{"requests": [...], "total": matching entries, "capacity": N}; `limit`: the last N of them."""
+             region: str | None = None, status: int | None = None, limit: int | None = None,
+             with_results: bool = False) -> dict[str, Any]:
+        """{"requests": [...], "total": matching entries, "capacity": N}; `limit`: the last N of them;
+        `with_results`: each entry also with "results", the result URLs of its answer ([]: none)."""
         found = []
         for entry in list(self._entries):
             name = name_of(entry)
@@ -116,8 +121,29 @@ class Journal:
                 found.append((entry, name))
         shown = found if limit is None else found[max(0, len(found) - limit):]
         masker = Masker(secrets)
-        return {"requests": [render(entry, name, masker) for entry, name in shown], "total": len(found),
-                "capacity": self.capacity}
+        rendered = [render(entry, name, masker) for entry, name in shown]
+        if with_results:
+            for shown_entry, (entry, _) in zip(rendered, shown, strict=True):
+                shown_entry["results"] = list(entry.results or ())
+        return {"requests": rendered, "total": len(found), "capacity": self.capacity}
+
+
+def route_namer(endpoint_of_handler: Mapping[Any, Any]) -> Callable[[Entry], str | None]:
+    """The catalog name of the endpoint an entry was routed to, from the app's endpoint of each
+    handler; None: no route, or the path of one with another method (a 405)."""
+
+    def name_of(entry: Entry) -> str | None:
+        found = endpoint_of_handler.get(entry.route)
+        if found is None or entry.method != found.method and not (entry.method == "HEAD" and found.method == "GET"):
+            return None
+        return str(found.name)
+
+    return name_of
+
+
+def secrets_of(service: FakeDashScope) -> list[str | None]:
+    """What the journal never shows in full: the fake's keys and its admin token."""
+    return [k.key for k in service.keys.all()] + [service.config.admin_token]
 
 
 def render(entry: Entry, endpoint: str | None, masker: Masker) -> dict[str, Any]:
@@ -179,6 +205,7 @@ class RequestJournal:
             if message["type"] == "http.response.start":
                 entry.status, entry.route = message["status"], scope.get("endpoint")
                 entry.request_id = scope.get("state", {}).get("request_id")  # api.http.request_id_headers notes it
+                entry.results = scope.get("state", {}).get("result_urls")  # api.generation notes them
                 if entry.request_id is None:
                     for name, value in message.get("headers") or ():
                         if name.lower() in _REQUEST_ID_HEADERS:

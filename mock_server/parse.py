@@ -49,8 +49,19 @@ def json_document(raw: bytes | str, max_depth: int = MAX_JSON_DEPTH) -> Any:
         # json's own errors, and int()'s refusal of integers over its digit limit
         reason = "a number is too large" if "digits" in str(exc) else "not valid JSON"
         raise BadInput(reason) from None
-    _check_tree(document, max_depth)
+    if not _plainly_within(raw, max_depth):
+        _check_tree(document, max_depth)
     return document
+
+
+def _plainly_within(raw: bytes | str, max_depth: int) -> bool:
+    """Whether the text alone shows the bounds hold, so the tree need not be walked (nearly every
+    body): a document cannot nest deeper than it has opening brackets, and a lone surrogate needs
+    a \\u escape or, in UTF-8, the surrogate lead byte 0xED (json also reads UTF-16 and UTF-32,
+    whose surrogates look like nothing in particular: those are walked)."""
+    if not isinstance(raw, bytes) or json.detect_encoding(raw) not in ("utf-8", "utf-8-sig"):
+        return False
+    return raw.count(b"[") + raw.count(b"{") <= max_depth and b"\\u" not in raw and b"\xed" not in raw
 
 
 def _check_tree(document: Any, max_depth: int) -> None:

@@ -27,10 +27,11 @@ class RegionRouter:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
-            scope = dict(scope)
+            # The scope and its state are this request's own (the server makes them per request):
+            # changed in place, as Starlette's router changes them, not copied on every request.
             path = scope["path"]
             prefix = "/" + path.split("/", 2)[1] if path.count("/") >= 2 else None
-            state = dict(scope.get("state") or {})
+            state = scope.setdefault("state", {})
             if prefix in self.by_prefix:
                 state["region"] = self.by_prefix[prefix]
                 scope["path"] = path[len(prefix):]
@@ -43,5 +44,4 @@ class RegionRouter:
                 # slash redirect would point at the stripped path and so lose the region.
                 scope["path"] = scope["path"].rstrip("/") or "/"
                 scope["raw_path"] = scope["path"].encode("utf-8")
-            scope["state"] = state
         await self.app(scope, receive, send)

@@ -131,6 +131,24 @@ class ScenarioBook:
         self._scenarios[scenario.id] = used
         return used
 
+    def to_state(self) -> dict[str, Any]:
+        """The book as JSON, for a store to keep: every scenario with its counts, and the next id."""
+        next_id = next(self._ids)
+        self._ids = itertools.chain([next_id], self._ids)  # looked at, not used up
+        return {"next_id": next_id, "scenarios": [{**s.to_dict(), "applies_to": sorted(s.applies_to)} for s in self._scenarios.values()]}
+
+    @classmethod
+    def from_state(cls, catalog: Catalog, state: dict[str, Any] | None) -> ScenarioBook:
+        """The book to_state() wrote (already checked when added: not parsed again)."""
+        book = cls(catalog)
+        if state:
+            book._ids = itertools.count(state["next_id"])
+            for s in state["scenarios"]:
+                book._scenarios[s["id"]] = Scenario(
+                    id=s["id"], match=s["match"], effect=s["effect"], name=s.get("name"), remaining=s["remaining"],
+                    applied=s["applied"], only_when_chosen=s["only_when_chosen"], applies_to=frozenset(s["applies_to"]))
+        return book
+
     def not_found(self, chosen: str) -> DashScopeError:
         live = [s.name or s.id for s in self._scenarios.values() if s.live]
         shown = ", ".join(live[:20]) + (", ..." if len(live) > 20 else "") if live else "none"

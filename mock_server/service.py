@@ -9,49 +9,65 @@ and render its Outcome; failures are DashScopeError values carrying their wire s
 from __future__ import annotations
 
 import math
-import uuid
 from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 
 from dashscope_schemas import Catalog, Model, load_catalog
 
-from . import images
+from . import ids, images
 from .accounts import ApiKey, KeyRing, load_keys
+from .backend.calls import Call, Outcome
 from .backend.files import FileBackend
-from .backend.generation import GenerationBackend
+from .backend.generation import GenerationBackend, SyncResult
 from .backend.tasks import SWEEP_BATCH, TaskBackend
 from .clock import Clock, ControllableClock
 from .config import Config
 from .domain.billing import Ledger
 from .domain.limits import RateLimiter
+from .domain.tasks import Task
 from .errors import DashScopeError
 from .journal import Journal
 from .scenarios import Scenario, ScenarioBook
-from .store import MemoryStore, Store
+from .shared import SharedClock, SharedLedger, SharedRateLimiter, SharedScenarioBook
+from .store import Store
+from .stores import SharedStore, open_store
 from .uploads import Uploader
 
 
 class FakeDashScope:
     def __init__(self, config: Config, *, clock: Clock | None = None, store: Store | None = None,
-                 keys: KeyRing | None = None, new_id: Callable[[], str] = lambda: str(uuid.uuid4())):
+                 keys: KeyRing | None = None, new_id: Callable[[], str] = ids.new_id):
         self.config = config
         self.catalog: Catalog = load_catalog(config.profile)
-        self.clock = clock or ControllableClock()
-        self.store = store or MemoryStore(config.task_ttl)
+        self.store = store or open_store(config.store, config.task_ttl)
+        # With a store several processes share (SQLite, Redis), everything below that keeps state
+        # keeps it there; in memory, in this process as ever.
+        self.shared = self.store if isinstance(self.store, SharedStore) else None
+        self.clock = clock or (SharedClock(self.shared) if self.shared else ControllableClock())
         self.keys = keys or load_keys(config.keys_file)
-        self.signer = images.UrlSigner(config.signing_secret.encode("utf-8"))
-        self.uploader = Uploader(config.signing_secret.encode("utf-8") + b"/uploads", self.signer.access_key_id,
+        # The store's own secret unless the config sets one: URLs signed before a restart, or by
+        # another worker, stay good.
+        secret = config.signing_secret if config.signing_secret_given or self.shared is None else self.shared.signing_secret()
+        self.signer = images.UrlSigner(secret.encode("utf-8"))
+        self.uploader = Uploader(secret.encode("utf-8") + b"/uploads", self.signer.access_key_id,
                                  upload_path=self.catalog.endpoints["upload"].path,
                                  max_file_bytes=config.max_upload_mb * 1024 * 1024)
         self.new_id = new_id
-        self.scenarios = ScenarioBook(self.catalog)
-        self.limiter = RateLimiter(config.rate_limits.get("scale", 1.0))
-        self.ledger = Ledger()
+        scale = config.rate_limits.get("scale", 1.0)
+        self.scenarios = SharedScenarioBook(self.catalog, self.shared) if self.shared else ScenarioBook(self.catalog)
+        self.limiter = SharedRateLimiter(self.shared, scale) if self.shared else RateLimiter(scale)
+        self.ledger = SharedLedger(self.shared) if self.shared else Ledger()
         self.journal = Journal(config.journal_entries, config.journal_body_bytes)
-        self.generation = GenerationBackend(self)
+        self.generation = _AtomicGeneration(self) if self.shared else GenerationBackend(self)
         self.tasks = TaskBackend(self)
         self.files = FileBackend(self)
-        self.load_scenarios(config.scenarios)
+        if self.shared is None or self.shared.created:
+            # A shared store keeps its scenarios across restarts and workers: the config's go
+            # into a new one only (and back in on reset).
+            self.load_scenarios(config.scenarios)
+            if self.shared is not None:
+                self.shared.created = False
         unknown = {k.region for k in self.keys.all()} - set(self.catalog.regions)
         if unknown:
             raise ValueError(f"keys for regions the catalog does not know: {', '.join(sorted(unknown))}")
@@ -74,6 +90,11 @@ class FakeDashScope:
         now = self.clock.now()
         done = self.store.expire(now, limit)  # first: an expired task's due change is no work left
         return done + self.tasks.catch_up(now, max(0, limit - done))
+
+    def account_of(self, call: Call) -> str:
+        """The calling account, or "" for a key the fake does not know (the verb refuses it)."""
+        found = self.keys.lookup((call.headers.get("authorization") or "").strip().partition(" ")[2].strip())
+        return found.account if found else ""
 
     def charge(self, key: ApiKey, model: Model, images_made: int) -> None:
         self.ledger.charge(key.account, key.region, model.name, images_made, model.price_per_image.get(key.region),
@@ -117,9 +138,23 @@ class FakeDashScope:
 
     # --- control ----------------------------------------------------------------------------
 
+    def atomic(self, scope: str = "") -> AbstractContextManager[None]:
+        """One unit against other workers sharing the store (nothing to do in memory: a verb runs
+        without a break in one event loop)."""
+        return self.shared.atomic(scope) if self.shared else _ALONE
+
+    def close(self) -> None:
+        """Let go of the store (a file or a connection); the fake is not used after."""
+        if self.shared is not None:
+            self.shared.close()
+
     def reset(self) -> None:
         """Empty the store, scenarios (then reload those of the config), limits, usage and the
-        request journal; real time."""
+        request journal; real time. With a shared store, for every worker."""
+        with self.atomic():
+            self._reset()
+
+    def _reset(self) -> None:
         self.store.clear()
         self.scenarios.clear()
         self.load_scenarios(self.config.scenarios)
@@ -128,3 +163,16 @@ class FakeDashScope:
         self.journal.clear()
         if isinstance(self.clock, ControllableClock):
             self.clock.reset()
+
+
+_ALONE = nullcontext()
+
+
+class _AtomicGeneration(GenerationBackend):
+    """With a shared store, a generation call is one unit across workers, from admission (rate
+    limits, concurrent tasks, free tier, the scenario) through the task's creation: two workers
+    cannot both admit the last allowed task."""
+
+    def submit(self, endpoint: str, call: Call) -> Outcome[SyncResult | Task]:
+        with self.service.atomic(self.service.account_of(call)):
+            return super().submit(endpoint, call)

@@ -12,7 +12,6 @@ O(log n + page), expiry and status changes are O(log n) each, and every batch op
 
 from __future__ import annotations
 
-import itertools
 import math
 from collections import deque
 from dataclasses import dataclass
@@ -24,7 +23,7 @@ from .domain.tasks import Task, expires_at, next_change
 from .uploads import UploadRecord
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ImageRecord:
     """One result image: enough to render it again, byte for byte, and to know when it expires."""
 
@@ -66,8 +65,9 @@ class Store(Protocol):
     def clear(self) -> None: ...
 
 
-# A task's place in time order: (submit_time, creation sequence, id). One tuple per task, shared
-# by every index list the task is in.
+# A task's place in time order: (submit_time, tie, id); `tie` orders tasks submitted at the same
+# instant (a frozen clock) in creation order, and is 0 for all others. One tuple per task, shared
+# by every index list the task is in, and made again from the task to find it there.
 _Position = tuple[float, int, str]
 # An index: (account, region, model or None, api_key_id or None, status or None). Each task is in
 # the 8 combinations of its own values and None ("any"), so every mix of filters is one list.
@@ -84,7 +84,9 @@ class MemoryStore:
 
     Records are created in clock order and the clock only moves forward, so each expiry queue
     is already sorted as long as every record of a kind lives equally long (tasks: the task TTL;
-    images: until the latest moment any URL to them can still be valid; uploads: 48 hours).
+    images: until the latest moment any URL to them can still be valid; uploads: 48 hours). The
+    task and image queues hold ids only (each record knows its own expiry): a (time, id) pair per
+    record would be a tenth of the 1 KB a stored task may take.
     """
 
     def __init__(self, task_ttl: float):
@@ -93,16 +95,21 @@ class MemoryStore:
 
     def clear(self) -> None:
         self._tasks: dict[str, Task] = {}
-        self._positions: dict[str, _Position] = {}
+        self._ties: dict[str, int] = {}  # only tasks whose submit_time equals the one before's
+        self._last_submit, self._last_tie = math.nan, 0
         self._index: dict[_Facet, SortedList] = {}
-        self._sequence = itertools.count()
-        self._task_expiry: deque[tuple[float, str]] = deque()
+        self._task_expiry: deque[str] = deque()
         # Tasks whose status changes by itself at a known time (clock-timed ones): (when, id), in
         # time order, and each one's `when`, to find its entry again.
         self._changes: SortedList = SortedList()
         self._change_at: dict[str, float] = {}
-        self._images: dict[str, ImageRecord] = {}
-        self._image_expiry: deque[tuple[float, str]] = deque()
+        # A task's result images are the task's own data (its prompt, seed and size) plus their
+        # place in it: while the task is stored, an image is kept as its task's id, not a copy
+        # (ImageRecord again when the task expires first). How long images outlive their task's
+        # submission is the same for all; learnt from the first one.
+        self._images: dict[str, ImageRecord | str] = {}
+        self._image_lifetime: float | None = None
+        self._image_expiry: deque[str] = deque()
         self._uploads: dict[str, UploadRecord] = {}
         self._upload_expiry: deque[tuple[float, str]] = deque()
         self._upload_bytes: dict[str, int] = {}
@@ -113,11 +120,48 @@ class MemoryStore:
         if task.task_id in self._tasks:
             raise KeyError(f"task {task.task_id} exists")
         self._tasks[task.task_id] = task
-        position = (task.submit_time, next(self._sequence), task.task_id)
-        self._positions[task.task_id] = position
-        self._add(position, _facets(task, None) + _facets(task, task.status))
-        self._task_expiry.append((expires_at(task, self.task_ttl), task.task_id))
+        if task.submit_time == self._last_submit:
+            self._last_tie += 1
+            self._ties[task.task_id] = self._last_tie
+        else:
+            self._last_submit, self._last_tie = task.submit_time, 0
+        self._add(self._position(task), _facets(task, None) + _facets(task, task.status))
+        self._task_expiry.append(task.task_id)
         self._schedule(task)
+        self._share_images(task)
+
+    def _position(self, task: Task) -> _Position:
+        return (task.submit_time, self._ties.get(task.task_id, 0), task.task_id)
+
+    def _stored_position(self, task: Task) -> _Position:
+        """The position tuple the indexes already hold for this task (an equal new one would
+        double its memory once added to lists beside the old)."""
+        position = self._position(task)
+        owner = self._index[(task.account, task.region, None, None, None)]
+        return owner[owner.bisect_left(position)]  # type: ignore[no-any-return]
+
+    def _share_images(self, task: Task) -> None:
+        """Keep the task's result images as references to it, where they hold nothing else."""
+        for index, outcome in enumerate(task.outcomes):
+            record = self._images.get(outcome.image_id) if outcome.image_id else None
+            if not isinstance(record, ImageRecord) or (record.prompt, record.seed, record.index, record.width, record.height) \
+                    != (task.actual_prompt, task.seed, index, task.width, task.height):
+                continue
+            lifetime = record.expires - task.submit_time
+            if self._image_lifetime is None:
+                self._image_lifetime = lifetime
+            if lifetime == self._image_lifetime and task.submit_time + lifetime == record.expires:
+                self._images[record.image_id] = task.task_id
+
+    def _task_image(self, image_id: str, task: Task) -> ImageRecord:
+        index = next(i for i, outcome in enumerate(task.outcomes) if outcome.image_id == image_id)
+        return ImageRecord(image_id, task.actual_prompt, task.seed, index, task.width, task.height,
+                           self._shared_expiry(task.task_id))
+
+    def _shared_expiry(self, task_id: str) -> float:
+        """When an image kept as a reference to this (stored) task expires."""
+        assert self._image_lifetime is not None
+        return self._tasks[task_id].submit_time + self._image_lifetime
 
     def get(self, task_id: str) -> Task | None:
         return self._tasks.get(task_id)
@@ -128,7 +172,7 @@ class MemoryStore:
             raise KeyError(f"task {task.task_id} does not exist")
         self._tasks[task.task_id] = task
         if old.status != task.status:
-            position = self._positions[task.task_id]
+            position = self._stored_position(old)
             self._discard(position, _facets(old, old.status))
             self._add(position, _facets(task, task.status))
         self._schedule(task)
@@ -176,10 +220,15 @@ class MemoryStore:
             positions.add(position)
 
     def _remove_task(self, task_id: str) -> bool:
-        task = self._tasks.pop(task_id, None)
+        task = self._tasks.get(task_id)
         if task is None:
             return False
-        self._discard(self._positions.pop(task_id), _facets(task, None) + _facets(task, task.status))
+        for outcome in task.outcomes:  # its images outlive it: now on their own
+            if outcome.image_id and self._images.get(outcome.image_id) == task_id:
+                self._images[outcome.image_id] = self._task_image(outcome.image_id, task)
+        self._discard(self._position(task), _facets(task, None) + _facets(task, task.status))
+        del self._tasks[task_id]
+        self._ties.pop(task_id, None)
         when = self._change_at.pop(task_id, None)
         if when is not None:
             self._changes.remove((when, task_id))
@@ -198,11 +247,22 @@ class MemoryStore:
         """Delete records past their time, at most `limit` of them (None: all); how many went."""
         budget = math.inf if limit is None else limit
         removed = 0
-        while self._task_expiry and self._task_expiry[0][0] <= now and removed < budget:
-            removed += self._remove_task(self._task_expiry.popleft()[1])
-        while self._image_expiry and self._image_expiry[0][0] <= now and removed < budget:
-            self._images.pop(self._image_expiry.popleft()[1], None)
-            removed += 1
+        while self._task_expiry and removed < budget:
+            task = self._tasks.get(self._task_expiry[0])
+            if task is not None and expires_at(task, self.task_ttl) > now:
+                break
+            self._task_expiry.popleft()
+            removed += self._remove_task(task.task_id) if task is not None else 0
+        while self._image_expiry and removed < budget:
+            image_id = self._image_expiry[0]
+            found = self._images.get(image_id)
+            expires = None if found is None else found.expires if isinstance(found, ImageRecord) else self._shared_expiry(found)
+            if expires is not None and expires > now:
+                break
+            self._image_expiry.popleft()
+            if found is not None:
+                del self._images[image_id]
+                removed += 1
         while self._upload_expiry and self._upload_expiry[0][0] <= now and removed < budget:
             record = self._uploads.pop(self._upload_expiry.popleft()[1], None)
             if record is not None:
@@ -218,10 +278,11 @@ class MemoryStore:
 
     def put_image(self, record: ImageRecord) -> None:
         self._images[record.image_id] = record
-        self._image_expiry.append((record.expires, record.image_id))
+        self._image_expiry.append(record.image_id)
 
     def get_image(self, image_id: str) -> ImageRecord | None:
-        return self._images.get(image_id)
+        found = self._images.get(image_id)
+        return self._task_image(image_id, self._tasks[found]) if isinstance(found, str) else found
 
     def put_upload(self, record: UploadRecord) -> bool:
         """False (and nothing stored) when the key exists: uploads forbid overwriting."""

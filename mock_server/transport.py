@@ -43,14 +43,13 @@ class _HeadDeadline:
     def _awaiting_head(self) -> bool:
         raise NotImplementedError
 
-
-class HeadDeadlineH11Protocol(_HeadDeadline, H11Protocol):
-    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-        super().connection_made(transport)
+    # The protocol's own hooks, extended (this class comes first in the protocols' bases).
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)  # type: ignore[misc]
         self._arm()
 
     def data_received(self, data: bytes) -> None:
-        super().data_received(data)
+        super().data_received(data)  # type: ignore[misc]
         if self._awaiting_head():
             self._arm()  # a head has begun (or is awaited): the deadline runs from its first byte
         else:
@@ -58,8 +57,10 @@ class HeadDeadlineH11Protocol(_HeadDeadline, H11Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm()
-        super().connection_lost(exc)
+        super().connection_lost(exc)  # type: ignore[misc]
 
+
+class HeadDeadlineH11Protocol(_HeadDeadline, H11Protocol):
     def _awaiting_head(self) -> bool:
         return self.conn.their_state is h11.IDLE
 
@@ -76,17 +77,6 @@ def _httptools_protocol() -> type[Any] | None:
         # the end of each request's body, until its headers are complete.
         _head_pending = True
 
-        def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-            super().connection_made(transport)
-            self._arm()
-
-        def data_received(self, data: bytes) -> None:
-            super().data_received(data)
-            if self._awaiting_head():
-                self._arm()
-            else:
-                self._disarm()
-
         def on_headers_complete(self) -> None:
             self._head_pending = False
             self._disarm()
@@ -95,10 +85,6 @@ def _httptools_protocol() -> type[Any] | None:
         def on_message_complete(self) -> None:
             self._head_pending = True
             super().on_message_complete()
-
-        def connection_lost(self, exc: Exception | None) -> None:
-            self._disarm()
-            super().connection_lost(exc)
 
         def _awaiting_head(self) -> bool:
             # Not while an answer is still going out (a long stream): only an idle connection

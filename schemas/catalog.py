@@ -4,7 +4,7 @@ per model."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from functools import cache
+from functools import cache, cached_property
 from typing import Any
 
 from . import paths
@@ -164,7 +164,7 @@ class Catalog:
         """The wire status, code and message of an error-code entry (error-codes.json)."""
         return self.errors[key]
 
-    @property
+    @cached_property  # asked on every request
     def generation_endpoints(self) -> dict[str, Endpoint]:
         """The endpoints that make images, by name, in catalog order."""
         return {name: e for name, e in self.endpoints.items() if e.generates}

@@ -15,14 +15,16 @@ from __future__ import annotations
 
 import copy
 import re
+from functools import lru_cache
 from typing import Any
 
 _STEP = re.compile(r"([^.\[\]]+)((?:\[[^\]]+\])*)")
 _SELECTOR = re.compile(r"\[([^\]]+)\]")
 
 
-def _steps(path: str) -> list[tuple[str, list[str]]]:
-    return [(name, _SELECTOR.findall(selectors)) for name, selectors in _STEP.findall(path)]
+@lru_cache(maxsize=256)  # a catalog has a handful of paths, read on every request
+def _steps(path: str) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    return tuple((name, tuple(_SELECTOR.findall(selectors))) for name, selectors in _STEP.findall(path))
 
 
 def values_at(body: Any, path: str) -> list[Any]:
@@ -60,7 +62,7 @@ def is_field(path: str) -> bool:
     return "[" not in path
 
 
-def _container(body: dict[str, Any], path: str) -> tuple[Any, str, list[str]]:
+def _container(body: dict[str, Any], path: str) -> tuple[Any, str, tuple[str, ...]]:
     """The object holding the last step of `path` (made on the way where missing), its name and selectors."""
     steps = _steps(path)
     node: Any = body

@@ -88,6 +88,7 @@ class _Context:
         self.model: Model | None = None
         self.images: list[InputImage] = []
         self.asks_async = self.headers.get("x-dashscope-async", "").lower() == "enable"
+        self.texts_and_images: tuple[Any, Any, list[Any]] | None = None
 
     def violation(self, rule: str, path: str, reason: str, error: str = "invalid_parameter", said: str | None = None) -> Violation:
         """A broken rule. Entries of the error table with a fixed text answer with it; the generic
@@ -103,7 +104,14 @@ class _Context:
 def _texts_and_images(ctx: _Context) -> tuple[Any, Any, list[Any]]:
     """(prompt, negative_prompt, image refs) wherever this endpoint keeps them. Images only where
     the endpoint declares them (so the schema has checked them): text-to-image declares none, and
-    whatever a body puts at input.images there is not an image."""
+    whatever a body puts at input.images there is not an image. Read once per request (the
+    model rules and the normalised request both ask)."""
+    if ctx.texts_and_images is None:
+        ctx.texts_and_images = _read_texts_and_images(ctx)
+    return ctx.texts_and_images
+
+
+def _read_texts_and_images(ctx: _Context) -> tuple[Any, Any, list[Any]]:
     endpoint, body = ctx.endpoint, ctx.body
     assert endpoint.prompt_path is not None and endpoint.negative_prompt_path is not None
     prompt = next(iter(values_at(body, endpoint.prompt_path)), None)

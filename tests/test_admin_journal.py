@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import io
+import os
 from importlib import metadata
 
 import pytest
@@ -194,7 +195,8 @@ def test_a_dropped_connection_has_no_status(client):
 
 def test_health(client):
     assert client.get("/__admin/health").json() == {"status": "ok", "profile": "current", "default_region": "cn-beijing",
-                                                    "version": metadata.version("dashscope-image-kit")}
+                                                    "version": metadata.version("dashscope-image-kit"), "pid": os.getpid(),
+                                                    "store": "memory"}
     other = make_client(profile="2025-12")
     assert other.get("/__admin/health").json()["profile"] == "2025-12"
     other.close()

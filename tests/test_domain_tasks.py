@@ -18,7 +18,7 @@ ONE_IMAGE = (t.ImageOutcome("i1"),)
 
 def make(mode="time", pending=2.0, running=10.0, outcomes=ONE_IMAGE, failure=None) -> t.Task:
     task = t.Task(task_id="task", account="acct", region="cn-beijing", api_key_id="k", model="qwen-image-plus",
-                  endpoint="text2image", orig_prompt="p", actual_prompt="p", seed=1, width=1328, height=1328,
+                  endpoint="text2image", orig_prompt="p", prompt_extend=False, seed=1, width=1328, height=1328,
                   timing=t.Timing(mode, pending, running), outcomes=outcomes, failure=failure)
     return t.create(task, T0)
 
@@ -101,3 +101,14 @@ def test_create_resets_any_state():
     task = replace(make(), status=t.SUCCEEDED, polls=9, end_time=5.0)
     fresh = t.create(task, T0 + 7)
     assert (fresh.status, fresh.polls, fresh.end_time, fresh.submit_time) == (t.PENDING, 0, None, T0 + 7)
+
+
+@given(changes=st.fixed_dictionaries({}, optional={
+    "status": st.sampled_from([t.PENDING, t.RUNNING, t.SUCCEEDED, t.FAILED, t.CANCELED]),
+    "polls": st.integers(0, 9), "end_time": st.none() | st.floats(0, 2e9), "scheduled_time": st.none() | st.floats(0, 2e9),
+    "orig_prompt": st.text(max_size=5), "prompt_extend": st.booleans()}))
+def test_the_fast_change_of_a_task_is_dataclasses_replace(changes):
+    task = make()
+    changed = t._changed(task, **changes)
+    assert changed == replace(task, **changes) and type(changed) is t.Task
+    assert task == make()  # the original is untouched

@@ -178,6 +178,13 @@ def test_the_parser_bounds_directly():
     for bad in (_nested(65), "[1e999]", '{"\\ud800": 1}', "NaN", "Infinity", b"\xff\xfe", '"\\ud800"', "[1,"):
         with pytest.raises(parse.BadInput):
             parse.json_document(bad)
+    # Bytes, as bodies arrive: the bounds hold whether or not the text lets the walk be skipped.
+    for bad in (_nested(65).encode(), b'"\\ud800"', '"\ud800"'.encode("utf-8", "surrogatepass"),
+                '"\ud800"'.encode("utf-16-le", "surrogatepass"), '["\udc00"]'.encode("utf-32", "surrogatepass"),
+                b"\xef\xbb\xbf" + _nested(65).encode()):
+        with pytest.raises(parse.BadInput):
+            parse.json_document(bad)
+    assert parse.json_document('{"p": "한국어 ퟻ"}'.encode()) == {"p": "한국어 ퟻ"}  # 0xED leads Hangul too: walked, fine
     assert parse.decimal("0042", low=1, high=100) == 42
     for bad in ("²", "٣", "", " 1", "1\n", "+1", "-1", "1" * 19, "0"):
         with pytest.raises(parse.BadInput):

@@ -15,7 +15,7 @@ from mock_server.store import ImageRecord, MemoryStore, TaskQuery
 
 def task(task_id: str, submit: float, account="a", region="cn-beijing") -> t.Task:
     return t.create(t.Task(task_id=task_id, account=account, region=region, api_key_id="k", model="m", endpoint="e",
-                           orig_prompt="p", actual_prompt="p", seed=1, width=1, height=1, timing=t.Timing("time", 0, 0),
+                           orig_prompt="p", prompt_extend=False, seed=1, width=1, height=1, timing=t.Timing("time", 0, 0),
                            outcomes=(t.ImageOutcome("i"),)), submit)
 
 
@@ -66,7 +66,9 @@ def test_png_is_deterministic_in_prompt_seed_and_index_and_exactly_sized():
     assert a != images.render_png("a cat", 7, 1, 640, 480)
     assert a != images.render_png("a dog", 7, 0, 640, 480)
     with Image.open(io.BytesIO(a)) as img:
-        assert (img.format, img.size) == ("PNG", (640, 480))
+        assert (img.format, img.size, img.mode) == ("PNG", (640, 480), "RGB")
+        img.load()  # every row decodes (the fake writes its own unfiltered PNG)
+        assert img.getpixel((639, 479)) is not None and len(img.getcolors(maxcolors=1 << 16) or ()) > 2
 
 
 def test_read_image_and_sizes_announced_by_urls():

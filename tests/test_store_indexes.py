@@ -24,7 +24,7 @@ STATUSES = [None, t.PENDING, t.RUNNING, t.SUCCEEDED, t.FAILED, t.CANCELED]
 def _task(task_id: str, owner: tuple[str, str], model: str, key_id: str, now: float, timing: t.Timing, ok: bool) -> t.Task:
     outcomes = (t.ImageOutcome("i"),) if ok else (t.ImageOutcome(None, "E", "m"),)
     return t.create(t.Task(task_id=task_id, account=owner[0], region=owner[1], api_key_id=key_id, model=model,
-                           endpoint="e", orig_prompt="p", actual_prompt="p", seed=1, width=1, height=1, timing=timing,
+                           endpoint="e", orig_prompt="p", prompt_extend=False, seed=1, width=1, height=1, timing=timing,
                            outcomes=outcomes), now)
 
 
@@ -127,7 +127,7 @@ def test_expiry_frees_every_kind_of_record_and_its_index_entries():
         pass
     assert store.counts() == {"tasks": 0, "images": 0, "uploads": 0, "upload_bytes": 0}
     assert store.uploaded_bytes("dir") == 0
-    assert store._index == {} and store._positions == {}  # no index entry outlives its task
+    assert store._index == {} and store._ties == {}  # no index entry outlives its task
 
 
 def test_due_lists_time_timed_tasks_once_their_status_changed_and_reschedules_on_update():
@@ -147,3 +147,28 @@ def test_due_lists_time_timed_tasks_once_their_status_changed_and_reschedules_on
     assert store.query(TaskQuery("a", "cn-beijing", status=t.PENDING), 0, 5)[1] == 1  # the poll-timed one
     store.update(replace(store.get("polled"), status=t.CANCELED))
     assert store.query(TaskQuery("a", "cn-beijing", status=t.PENDING), 0, 5)[1] == 0
+
+
+def test_a_tasks_images_are_kept_as_references_to_it_and_outlive_it_unchanged():
+    from mock_server.store import ImageRecord
+
+    store = MemoryStore(task_ttl=TTL)
+    lifetime = 2 * TTL  # images live past their task, as result URLs do
+    task = t.create(t.Task(task_id="t1", account="a", region="cn-beijing", api_key_id="k1", model="m1", endpoint="e",
+                           orig_prompt="a cat", prompt_extend=True, seed=7, width=640, height=480,
+                           timing=t.Timing("time", 0, 0), outcomes=(t.ImageOutcome("i0"), t.ImageOutcome(None, "E", "m"),
+                                                                    t.ImageOutcome("i2"))), 1000.0)
+    records = [ImageRecord(f"i{n}", task.actual_prompt, 7, n, 640, 480, 1000.0 + lifetime) for n in range(3)]
+    sync = ImageRecord("s", "other", 1, 0, 8, 8, 1000.0 + lifetime)  # a sync call's image: no task of its own
+    for record in [*records, sync]:
+        store.put_image(record)
+    store.create(task)
+    assert store._images["i0"] == "t1" and store._images["i2"] == "t1"  # references, not copies
+    assert isinstance(store._images["i1"], ImageRecord)  # a failed image's record is no task's
+    assert [store.get_image(f"i{n}") for n in range(3)] == records and store.get_image("s") == sync
+    assert store.expire(1000.0 + TTL) == 1  # the task goes; its images stay, as they were
+    assert store.get("t1") is None and [store.get_image(f"i{n}") for n in range(3)] == records
+    assert all(isinstance(store._images[f"i{n}"], ImageRecord) for n in range(3))
+    assert store.expire(1000.0 + lifetime - 1) == 0
+    assert store.expire(1000.0 + lifetime) == 4
+    assert store.counts()["images"] == 0 and all(store.get_image(i) is None for i in ("i0", "i1", "i2", "s"))

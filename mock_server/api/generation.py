@@ -64,6 +64,7 @@ def _images(request: Request, result: SyncResult, call: Call, stream: bool) -> R
     expires = service.clock.now() + service.config.sync_url_ttl
     base = public_base_url(request)
     urls = [service.files.result_url(base, image_id, expires) for image_id in result.image_ids]
+    request.state.result_urls = urls  # for the journal: the dashboard shows a sync call's images
     if stream:
         return _stream(request, streaming.result_events(urls, result.width, result.height, call.request_id, result.incremental), call)
     made, asked = len(urls), result.requested or len(urls)

@@ -8,7 +8,6 @@ the service's order (who calls, what was sent, limits, the scenario, the act), i
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
@@ -16,6 +15,7 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 from .. import effects, parse
 from ..accounts import ApiKey
 from ..errors import DashScopeError, invalid_parameter
+from ..ids import new_id
 from ..scenarios import SCENARIO_HEADER, Scenario
 
 if TYPE_CHECKING:
@@ -32,7 +32,7 @@ class Call:
     body: bytes = b""
     # The id of this call's answer: in its body and headers, and kept by a task it creates (the
     # real task list shows it).
-    request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    request_id: str = field(default_factory=new_id)
 
     def header(self, name: str) -> str:
         return self.headers.get(name, "")

@@ -3,7 +3,6 @@ making its images, at once (the synchronous endpoint) or as a task (the asynchro
 
 from __future__ import annotations
 
-import secrets
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
@@ -14,6 +13,7 @@ from ..accounts import ApiKey
 from ..domain import tasks as domain
 from ..domain.tasks import Task
 from ..errors import DashScopeError, invalid_parameter
+from ..ids import new_seed
 from ..scenarios import Scenario
 from ..store import ImageRecord
 from .calls import Call, Outcome, caller, json_of, scenario_of
@@ -22,12 +22,18 @@ from .tasks import REQUEST_SWEEP
 if TYPE_CHECKING:
     from ..service import FakeDashScope
 
-_EXTEND_SUFFIX = ". Rendered with rich detail, balanced composition and natural light."
-
-
 def _actual_prompt(request: GenerationRequest) -> str:
     """The prompt the model used: truncated to the limit, and 'rewritten' when prompt_extend is on."""
-    return request.prompt.rstrip(". ") + _EXTEND_SUFFIX if request.prompt_extend else request.prompt
+    return domain.actual_prompt(request.prompt, request.prompt_extend)
+
+
+# Image sides are a few hundred values, kept by every task and image record: one int object each
+# (past 256, every computed int is a new 28-byte object).
+_SIDES: dict[int, int] = {}
+
+
+def _side(value: int) -> int:
+    return _SIDES.setdefault(value, value) if len(_SIDES) < 65536 else value
 
 
 @dataclass(frozen=True)
@@ -108,10 +114,10 @@ class GenerationBackend:
             size = (width, height)
         return size
 
-    def _plan(self, key: ApiKey, request: GenerationRequest, now: float, resolve_oss: bool) -> tuple[int, int, int, list[str]]:
-        width, height = output_size(request.model.size_rule, request.size, self._last_input_size(key, request, resolve_oss))
-        seed = request.seed if request.seed is not None else secrets.randbelow(2**31)
-        actual = _actual_prompt(request)
+    def _plan(self, key: ApiKey, request: GenerationRequest, now: float, resolve_oss: bool,
+              actual: str) -> tuple[int, int, int, list[str]]:
+        width, height = map(_side, output_size(request.model.size_rule, request.size, self._last_input_size(key, request, resolve_oss)))
+        seed = request.seed if request.seed is not None else new_seed()
         # Result images live until the last moment a URL to them can still be valid.
         config = self.service.config
         lifetime = max(config.task_ttl + config.url_ttl, config.sync_url_ttl)
@@ -138,7 +144,7 @@ class GenerationBackend:
 
     def generate_sync(self, key: ApiKey, request: GenerationRequest, *, resolve_oss: bool = False,
                       scenario: Scenario | None = None) -> SyncResult:
-        width, height, _, image_ids = self._plan(key, request, self.service.clock.now(), resolve_oss)
+        width, height, _, image_ids = self._plan(key, request, self.service.clock.now(), resolve_oss, _actual_prompt(request))
         effect = scenario.effect if scenario else {}
         outcomes, failure = effects.outcomes(self.service.catalog, effect, image_ids)
         if failure is not None or not any(o.ok for o in outcomes):
@@ -151,18 +157,19 @@ class GenerationBackend:
                     scenario: Scenario | None = None, request_id: str = "") -> Task:
         now = self.service.clock.now()
         self.service.store.expire(now, REQUEST_SWEEP)
-        width, height, seed, image_ids = self._plan(key, request, now, resolve_oss)
+        width, height, seed, image_ids = self._plan(key, request, now, resolve_oss, _actual_prompt(request))
         effect = scenario.effect if scenario else {}
         outcomes, failure = effects.outcomes(self.service.catalog, effect, image_ids)
         timing = effects.timing(effect, self.service.config.timing_for(request.model.name))
         # The task keeps what the service keeps of the prompt: the text truncated at the model's
-        # limit, not a 45 MiB body's worth for 24 hours.
-        task = domain.create(Task(
+        # limit, not a 45 MiB body's worth for 24 hours. New: PENDING, submitted now (what
+        # domain.create makes of a task, built at once).
+        task = Task(
             task_id=self.service.new_id(), account=key.account, region=key.region, api_key_id=key.key_id,
             model=request.model.name, endpoint=request.endpoint, orig_prompt=request.prompt,
-            actual_prompt=_actual_prompt(request), seed=seed, width=width, height=height, timing=timing,
-            outcomes=outcomes, failure=failure, request_id=request_id,
-        ), now)
+            prompt_extend=request.prompt_extend, seed=seed, width=width, height=height, timing=timing,
+            outcomes=outcomes, failure=failure, status=domain.PENDING, submit_time=now, request_id=request_id,
+        )
         self.service.store.create(task)
         # Booked when accepted (the outcome is fixed then); a cancel gives it back.
         self.service.charge(key, request.model, task.succeeded_if_finished)

@@ -3,11 +3,13 @@ writing back the status changes that come with time."""
 
 from __future__ import annotations
 
+import contextlib
 import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
+from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 from dashscope_schemas import Catalog
@@ -36,6 +38,7 @@ REQUEST_SWEEP = 64
 SWEEP_BATCH = 500
 
 
+@lru_cache(maxsize=4096)  # a task's times are shown on every poll, and often share one instant
 def format_time(epoch: float) -> str:
     """YYYY-MM-DD HH:mm:ss.SSS"""
     return datetime.fromtimestamp(epoch, SERVICE_TZ).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
@@ -149,11 +152,15 @@ class TaskBackend:
         """Write back the tasks whose status changed with time, so status indexes are true at `now`."""
         done = 0
         while limit is None or done < limit:
-            due = self.service.store.due(now, SWEEP_BATCH if limit is None else min(SWEEP_BATCH, limit - done))
+            # One unit with a shared store (SQLite: no poll on another worker slips in between;
+            # Redis: the store never writes a status back over a later one).
+            with self.service.atomic():
+                due = self.service.store.due(now, SWEEP_BATCH if limit is None else min(SWEEP_BATCH, limit - done))
+                for task in due:
+                    with contextlib.suppress(KeyError):  # expired meanwhile by another worker's sweep
+                        self.service.store.update(domain.observe(task, now))
             if not due:
                 break
-            for task in due:
-                self.service.store.update(domain.observe(task, now))
             done += len(due)
         return done
 
@@ -173,16 +180,27 @@ class TaskBackend:
         return task.model if task else None
 
     def poll(self, key: ApiKey, task_id: str) -> Task | None:
+        with self.service.atomic(key.account):  # a poll count is exact across workers
+            return self._poll(key, task_id)
+
+    def _poll(self, key: ApiKey, task_id: str) -> Task | None:
         now = self.service.clock.now()
         task = self._owned(key, task_id, now)
         if task is None:
             return None
         observed = domain.observe(task, now, poll=True)
-        if observed != task:
-            self.service.store.update(observed)
+        if observed is not task:
+            try:
+                self.service.store.update(observed)
+            except KeyError:  # expired meanwhile by another worker's sweep
+                return None
         return observed
 
     def cancel(self, key: ApiKey, task_id: str) -> Task:
+        with self.service.atomic(key.account):  # no poll on another worker between the look and the cancel
+            return self._cancel(key, task_id)
+
+    def _cancel(self, key: ApiKey, task_id: str) -> Task:
         now = self.service.clock.now()
         task = self._owned(key, task_id, now)
         if task is None:
@@ -191,7 +209,10 @@ class TaskBackend:
             canceled = domain.cancel(task, now)
         except domain.NotCancelable:
             raise DashScopeError.from_catalog(self.service.catalog, "unsupported_operation") from None
-        self.service.store.update(canceled)
+        try:
+            self.service.store.update(canceled)
+        except KeyError:  # expired meanwhile by another worker's sweep
+            raise DashScopeError.from_catalog(self.service.catalog, "unsupported_operation") from None
         model = self.service.catalog.model(task.model)
         if model is not None:
             price = model.price_per_image.get(key.region)

@@ -66,3 +66,20 @@ class Ledger:
     def clear(self) -> None:
         self._lines.clear()
         self.free_tier_only.clear()
+
+    def set_free_tier_only(self, account: str, enabled: bool) -> None:
+        (self.free_tier_only.add if enabled else self.free_tier_only.discard)(account)
+
+    def to_state(self) -> dict[str, Any]:
+        """The ledger as JSON, for a store to keep."""
+        return {"lines": [[*key, line.images, line.free_images, line.cost, line.price_known] for key, line in self._lines.items()],
+                "free_tier_only": sorted(self.free_tier_only)}
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any] | None) -> Ledger:
+        ledger = cls()
+        if state:
+            ledger.free_tier_only.update(state["free_tier_only"])
+            for account, region, model, images, free_images, cost, price_known in state["lines"]:
+                ledger._lines[(account, region, model)] = Line(images, free_images, cost, price_known)
+        return ledger

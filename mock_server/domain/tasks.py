@@ -7,7 +7,7 @@ by clock time (seconds), or by number of polls of GET /tasks/{id}.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields
 from typing import Any, Literal
 
 PENDING, RUNNING, SUCCEEDED, FAILED, CANCELED, UNKNOWN = "PENDING", "RUNNING", "SUCCEEDED", "FAILED", "CANCELED", "UNKNOWN"
@@ -17,7 +17,9 @@ ACTIVE = (PENDING, RUNNING)  # what counts against a concurrency limit
 TRANSITIONS = {PENDING: {RUNNING, CANCELED, SUCCEEDED, FAILED}, RUNNING: {SUCCEEDED, FAILED}}
 
 
-@dataclass(frozen=True)
+# Slots on the records a store keeps by the million: no per-instance dict (a Task is 200 bytes,
+# not 700), and so a task within the 1 KB the store's budget gives it (bench/bench_memory.py).
+@dataclass(frozen=True, slots=True)
 class Timing:
     mode: Literal["time", "polls"]
     pending: float  # seconds (time) or polls (polls) spent PENDING
@@ -31,10 +33,22 @@ class Timing:
         pending, running = float(data.get("pending", 0)), float(data.get("running", 0))
         if pending < 0 or running < 0:
             raise ValueError("timing phases cannot be negative")
-        return cls(mode, pending, running)
+        timing = cls(mode, pending, running)
+        return _TIMINGS.setdefault(timing, timing) if len(_TIMINGS) < 1024 else timing  # one shared per configured timing
 
 
-@dataclass(frozen=True)
+_TIMINGS: dict[Timing, Timing] = {}
+
+_EXTEND_SUFFIX = ". Rendered with rich detail, balanced composition and natural light."
+
+
+def actual_prompt(prompt: str, prompt_extend: bool) -> str:
+    """The prompt the model used: 'rewritten' when prompt_extend is on (the fake appends a
+    sentence, the same one every time, so the result is made again from the prompt alone)."""
+    return prompt.rstrip(". ") + _EXTEND_SUFFIX if prompt_extend else prompt
+
+
+@dataclass(frozen=True, slots=True)
 class ImageOutcome:
     """What becomes of one requested image: a result image, or a per-image error."""
 
@@ -47,7 +61,7 @@ class ImageOutcome:
         return self.code is None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Task:
     task_id: str
     account: str
@@ -55,8 +69,8 @@ class Task:
     api_key_id: str
     model: str
     endpoint: str
-    orig_prompt: str
-    actual_prompt: str
+    orig_prompt: str       # as the service keeps it: truncated at the model's limit
+    prompt_extend: bool    # whether the model "rewrote" it (actual_prompt), kept as a flag, not a second text
     seed: int
     width: int
     height: int
@@ -69,6 +83,10 @@ class Task:
     end_time: float | None = None
     polls: int = 0
     request_id: str = ""  # of the answer that created it (the task list shows it)
+
+    @property
+    def actual_prompt(self) -> str:
+        return actual_prompt(self.orig_prompt, self.prompt_extend)
 
     @property
     def final_status(self) -> str:
@@ -84,9 +102,22 @@ class Task:
         return sum(o.ok for o in self.outcomes) if self.status == SUCCEEDED else 0
 
 
+_TASK_FIELDS = tuple(f.name for f in fields(Task))
+
+
+def _changed(task: Task, **changes: Any) -> Task:
+    """dataclasses.replace for a Task, at half its cost (it is called on every poll that moves a
+    task): a new Task holding the same values but `changes`. Task has no __post_init__, so
+    bypassing __init__ skips nothing."""
+    new = object.__new__(Task)
+    for name in _TASK_FIELDS:
+        object.__setattr__(new, name, changes[name] if name in changes else getattr(task, name))
+    return new
+
+
 def create(task: Task, now: float) -> Task:
     """A new task, submitted now and PENDING."""
-    return replace(task, status=PENDING, submit_time=now, scheduled_time=None, end_time=None, polls=0)
+    return _changed(task, status=PENDING, submit_time=now, scheduled_time=None, end_time=None, polls=0)
 
 
 def expires_at(task: Task, ttl: float) -> float:
@@ -107,25 +138,26 @@ def next_change(task: Task) -> float | None:
 
 
 def observe(task: Task, now: float, *, poll: bool = False) -> Task:
-    """The task as it is at `now`. A poll (GET /tasks/{id}) counts towards poll-based timing."""
+    """The task as it is at `now`. A poll (GET /tasks/{id}) counts towards poll-based timing.
+    The same object when nothing changed (callers test `is`, not a 20-field comparison)."""
     if task.status in TERMINAL:
         return task
     if task.timing.mode == "polls":
         polls = task.polls + 1 if poll else task.polls
-        task = replace(task, polls=polls)
         if polls == 0 or polls <= task.timing.pending:
-            return task
+            return _changed(task, polls=polls) if polls != task.polls else task
         scheduled = task.scheduled_time if task.scheduled_time is not None else now
         if polls <= task.timing.pending + task.timing.running:
-            return replace(task, status=RUNNING, scheduled_time=scheduled)
-        return replace(task, status=task.final_status, scheduled_time=scheduled, end_time=now)
-    scheduled = task.submit_time + task.timing.pending
-    ended = scheduled + task.timing.running
+            return _changed(task, polls=polls, status=RUNNING, scheduled_time=scheduled)
+        return _changed(task, polls=polls, status=task.final_status, scheduled_time=scheduled, end_time=now)
+    # A phase of no length reuses the time it starts at: one float fewer per task kept.
+    scheduled = task.submit_time + task.timing.pending if task.timing.pending else task.submit_time
+    ended = scheduled + task.timing.running if task.timing.running else scheduled
     if now < scheduled:
         return task
     if now < ended:
-        return replace(task, status=RUNNING, scheduled_time=scheduled)
-    return replace(task, status=task.final_status, scheduled_time=scheduled, end_time=ended)
+        return task if task.status == RUNNING else _changed(task, status=RUNNING, scheduled_time=scheduled)
+    return _changed(task, status=task.final_status, scheduled_time=scheduled, end_time=ended)
 
 
 class NotCancelable(Exception):
@@ -136,4 +168,4 @@ def cancel(task: Task, now: float) -> Task:
     task = observe(task, now)
     if task.status != PENDING:
         raise NotCancelable(task.status)
-    return replace(task, status=CANCELED, end_time=now)
+    return _changed(task, status=CANCELED, end_time=now)
