@@ -42,7 +42,10 @@ def _routes(service: FakeDashScope) -> tuple[list[Route], dict[Any, Endpoint]]:
     """The catalog's endpoints as routes, then what is the fake's own (OpenAPI, control); and
     which endpoint each handler serves (what the route's answers look like depends on it)."""
     routes, endpoint_of_handler = [], {}
-    for endpoint in service.catalog.endpoints.values():
+    # Polls first: the router tries routes in order, and a client polls a task many times for each
+    # one it creates. No two of the catalog's routes match the same method and path, so order
+    # changes nothing else.
+    for endpoint in sorted(service.catalog.endpoints.values(), key=lambda e: e.name != "task-query"):
         handler = generation.handler_for(endpoint) if endpoint.generates else _HANDLERS[endpoint.name]
         routes.append(Route((API if endpoint.under_api else "") + endpoint.path, handler, methods=[endpoint.method]))
         endpoint_of_handler[handler] = endpoint

@@ -13,6 +13,7 @@ O(log n + page), expiry and status changes are O(log n) each, and every batch op
 from __future__ import annotations
 
 import math
+from functools import lru_cache
 from collections import deque
 from dataclasses import dataclass
 from typing import Protocol
@@ -74,9 +75,14 @@ _Position = tuple[float, int, str]
 _Facet = tuple[str, str, str | None, str | None, str | None]
 
 
-def _facets(task: Task, status: str | None) -> list[_Facet]:
+def _facets(task: Task, status: str | None) -> tuple[_Facet, ...]:
     """The 4 indexes of a task with this status filter (None: those that filter on no status)."""
-    return [(task.account, task.region, model, key_id, status) for model in (None, task.model) for key_id in (None, task.api_key_id)]
+    return _facets_of(task.account, task.region, task.model, task.api_key_id, status)
+
+
+@lru_cache(maxsize=4096)  # owners, models, keys and statuses are few: the same 4 facets for most tasks
+def _facets_of(account: str, region: str, model: str, key_id: str, status: str | None) -> tuple[_Facet, ...]:
+    return tuple((account, region, m, k, status) for m in (None, model) for k in (None, key_id))
 
 
 class MemoryStore:
@@ -212,7 +218,7 @@ class MemoryStore:
             self._changes.add((when, task.task_id))
             self._change_at[task.task_id] = when
 
-    def _add(self, position: _Position, facets: list[_Facet]) -> None:
+    def _add(self, position: _Position, facets: tuple[_Facet, ...]) -> None:
         for facet in facets:
             positions = self._index.get(facet)
             if positions is None:
@@ -234,7 +240,7 @@ class MemoryStore:
             self._changes.remove((when, task_id))
         return True
 
-    def _discard(self, position: _Position, facets: list[_Facet]) -> None:
+    def _discard(self, position: _Position, facets: tuple[_Facet, ...]) -> None:
         for facet in facets:
             positions = self._index[facet]
             positions.remove(position)

@@ -112,3 +112,13 @@ def test_the_fast_change_of_a_task_is_dataclasses_replace(changes):
     changed = t._changed(task, **changes)
     assert changed == replace(task, **changes) and type(changed) is t.Task
     assert task == make()  # the original is untouched
+
+
+@given(epoch=st.floats(-1e9, 32503680000.0) | st.integers(0, 32503680000 * 1000).map(lambda ms: ms / 1000))
+def test_task_times_print_as_datetime_prints_them(epoch):
+    from datetime import datetime
+
+    from mock_server.backend.tasks import SERVICE_TZ, format_time
+
+    format_time.cache_clear()
+    assert format_time(epoch) == datetime.fromtimestamp(epoch, SERVICE_TZ).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]

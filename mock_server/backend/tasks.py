@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import math
 import re
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -38,10 +39,21 @@ REQUEST_SWEEP = 64
 SWEEP_BATCH = 500
 
 
+_SERVICE_OFFSET = 8 * 3600
+
+
 @lru_cache(maxsize=4096)  # a task's times are shown on every poll, and often share one instant
 def format_time(epoch: float) -> str:
-    """YYYY-MM-DD HH:mm:ss.SSS"""
-    return datetime.fromtimestamp(epoch, SERVICE_TZ).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
+    """YYYY-MM-DD HH:mm:ss.SSS in service time: what datetime.fromtimestamp(epoch, SERVICE_TZ)
+    .strftime(...)[:-3] gives (microseconds rounded half to even, then cut to milliseconds), at
+    half its cost."""
+    fraction, whole = math.modf(epoch)
+    micros = round(fraction * 1e6)
+    if micros >= 1_000_000:
+        whole, micros = whole + 1, micros - 1_000_000
+    elif micros < 0:  # before 1970: modf's parts are both negative
+        whole, micros = whole - 1, micros + 1_000_000
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(int(whole) + _SERVICE_OFFSET)) + f".{micros // 1000:03d}"
 
 
 def parse_list_time(text: str) -> float:
