@@ -13,9 +13,9 @@ O(log n + page), expiry and status changes are O(log n) each, and every batch op
 from __future__ import annotations
 
 import math
-from functools import lru_cache
 from collections import deque
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Protocol
 
 from sortedcontainers import SortedList
