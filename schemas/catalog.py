@@ -3,6 +3,7 @@ per model."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cache, cached_property
 from typing import Any
@@ -175,7 +176,7 @@ class Catalog:
                 return name
         return None
 
-    def check_request(self, endpoint: str, body: Any, headers: dict[str, str] | None = None,
+    def check_request(self, endpoint: str, body: Any, headers: Mapping[str, str] | None = None,
                       region: str | None = None) -> Verdict:
         """Is this request valid for its model here, and if not, which rule and which error code."""
         return check_request(self, endpoint, body, headers or {}, region)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import base64
 import binascii
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -78,7 +78,7 @@ class Verdict:
 
 
 class _Context:
-    def __init__(self, catalog: Catalog, endpoint: str, body: Any, headers: dict[str, str], region: str | None):
+    def __init__(self, catalog: Catalog, endpoint: str, body: Any, headers: Mapping[str, str], region: str | None):
         self.catalog = catalog
         self.endpoint_name = endpoint
         self.endpoint: Endpoint = catalog.endpoints[endpoint]
@@ -290,7 +290,7 @@ def _normalise(ctx: _Context) -> GenerationRequest:
     )
 
 
-def check_request(catalog: Catalog, endpoint: str, body: Any, headers: dict[str, str],
+def check_request(catalog: Catalog, endpoint: str, body: Any, headers: Mapping[str, str],
                   region: str | None = None) -> Verdict:
     """Check one request to `endpoint` (a catalog endpoint name) against the catalog's rules."""
     if endpoint not in catalog.generation_endpoints:

@@ -215,10 +215,17 @@ def serving_process(command: list[str], log_path: Path) -> Iterator[str]:
         yield origin
     finally:
         if process is not None:
-            process.terminate()
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(timeout=10)
+            stop(process)
         log.close()
+
+
+def stop(process: subprocess.Popen, grace: float = 10) -> None:
+    """SIGTERM, and SIGKILL if it has not stopped within `grace` seconds; reaped either way."""
+    if process.poll() is not None:
+        return
+    process.terminate()
+    try:
+        process.wait(timeout=grace)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(timeout=10)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 import redis
-from helpers import free_port
+from helpers import free_port, stop
 
 
 def require_redis_server() -> str:
@@ -50,9 +50,4 @@ def redis_server(directory: Path, port: int | None = None) -> Iterator[int]:
             pytest.fail("redis-server did not answer within 10 s")
         yield port
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)
+        stop(process)

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from helpers import ASYNC, PATHS, REPO, auth, demo_key
+from helpers import ASYNC, PATHS, REPO, auth, demo_key, stop
 from redis_helpers import redis_server
 
 from mock_server.stores import SCHEMA_VERSION
@@ -45,13 +45,7 @@ def served(arguments: list[str], workdir: Path, name: str = "fake") -> Iterator[
                 pytest.fail(f"no ready file in 30 s: {log_path.read_text(errors='replace')[-3000:]}")
             yield process, ready.read_text().strip()
         finally:
-            if process.poll() is None:
-                process.terminate()
-                try:
-                    process.wait(timeout=20)
-                except subprocess.TimeoutExpired:
-                    process.kill()
-                    process.wait(timeout=10)
+            stop(process, grace=20)
 
 
 def fresh(url: str) -> httpx.Client:

@@ -7,7 +7,7 @@ from typing import Any
 
 import orjson
 from dashscope_schemas import Endpoint
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse
 
 from .. import parse
@@ -120,11 +120,20 @@ async def read_body(request: Request, limit: int, timeout: float) -> bytes:
     received = 0
     try:
         async with asyncio.timeout(timeout):
-            async for chunk in request.stream():
+            # ASGI's receive directly (what Request.stream() does, without an async generator
+            # per request): body chunks until one says no more follows.
+            while True:
+                message = await request.receive()
+                if message["type"] == "http.disconnect":
+                    raise ClientDisconnect()
+                chunk = message.get("body", b"")
                 received += len(chunk)
                 if received > limit:
                     raise invalid_parameter(catalog, "body", f"larger than {limit} bytes")
-                chunks.append(chunk)
+                if chunk:
+                    chunks.append(chunk)
+                if not message.get("more_body", False):
+                    break
     except TimeoutError:
         raise invalid_parameter(catalog, "body", f"not received within {timeout:g} s") from None
     return b"".join(chunks)

@@ -3,6 +3,7 @@ making its images, at once (the synchronous endpoint) or as a task (the asynchro
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
@@ -56,7 +57,7 @@ class GenerationBackend:
         limits, the scenario's request-level effect, then the images (at once, or as a task)."""
         key = caller(self.service, call)
         body = json_of(self.service, call)
-        request = self.check(endpoint, body, dict(call.headers), call.region)
+        request = self.check(endpoint, body, call.headers, call.region)
         # Limits first: a throttled request must not use up a one-shot scenario meant for a real one.
         self.admit(key, request)
         scenario, interruption = scenario_of(self.service, call, endpoint, key, model=request.model.name, prompt=request.orig_prompt)
@@ -75,7 +76,7 @@ class GenerationBackend:
         parameters = body.get("parameters") if isinstance(body.get("parameters"), dict) else {}
         return Outcome(replace(result, incremental=parameters.get("incremental_output") is True), interruption)
 
-    def check(self, endpoint: str, body: Any, headers: dict[str, str], region: str) -> GenerationRequest:
+    def check(self, endpoint: str, body: Any, headers: Mapping[str, str], region: str) -> GenerationRequest:
         verdict = self.service.catalog.check_request(endpoint, body, headers, region)
         if verdict.error:
             raise DashScopeError.from_violation(verdict.error)
