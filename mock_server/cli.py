@@ -29,6 +29,7 @@ from .errors import DashScopeError
 from .pages import base_urls as region_base_urls
 from .service import FakeDashScope
 from .stores import is_shared
+from .stores import shown as shown_store
 from .transport import event_loop, protocol_with_head_timeout
 
 
@@ -147,7 +148,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"dashscope-mock: {exc}", file=sys.stderr)
         return 2
     except DashScopeError as exc:  # the store did not answer
-        print(f"dashscope-mock: store {config.store}: {getattr(exc, 'detail', exc)}", file=sys.stderr)
+        print(f"dashscope-mock: store {shown_store(config.store)}: {getattr(exc, 'detail', exc)}", file=sys.stderr)
         return 2
     ready_file = Path(args.ready_file) if args.ready_file else None
     if ready_file:

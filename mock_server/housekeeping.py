@@ -17,6 +17,7 @@ from typing import Any
 
 from .backend.tasks import SWEEP_BATCH
 from .service import FakeDashScope
+from .stores import StoreUnavailable
 
 log = logging.getLogger("dashscope_mock")
 SWEEP_INTERVAL = 1.0
@@ -32,12 +33,21 @@ async def sweep_all(service: FakeDashScope, batch: int = SWEEP_BATCH) -> int:
 
 
 async def _sweep_forever(service: FakeDashScope, interval: float) -> None:
+    store_down = False
     while True:
         await asyncio.sleep(interval)  # real time: the wall clock may move the fake's clock
         try:
             await sweep_all(service)
+        except StoreUnavailable as exc:  # one line when the store goes away, not a traceback a second
+            if not store_down:
+                log.warning("housekeeping: the store does not answer (%s); trying again every %g s", exc, interval)
+            store_down = True
+            continue
         except Exception:  # a bug must not stop the sweeping for good
             log.exception("housekeeping sweep failed")
+        if store_down:
+            log.warning("housekeeping: the store answers again")
+            store_down = False
 
 
 def settle_the_collector() -> None:

@@ -44,6 +44,13 @@ class FakeDashScope:
         # With a store several processes share (SQLite, Redis), everything below that keeps state
         # keeps it there; in memory, in this process as ever.
         self.shared = self.store if isinstance(self.store, SharedStore) else None
+        try:
+            self._set_up(config, clock, keys, new_id)
+        except BaseException:
+            self.close()  # a start that fails lets go of the file or connection it opened
+            raise
+
+    def _set_up(self, config: Config, clock: Clock | None, keys: KeyRing | None, new_id: Callable[[], str]) -> None:
         self.clock = clock or (SharedClock(self.shared) if self.shared else ControllableClock())
         self.keys = keys or load_keys(config.keys_file)
         # The store's own secret unless the config sets one: URLs signed before a restart, or by
@@ -62,15 +69,20 @@ class FakeDashScope:
         self.generation = _AtomicGeneration(self) if self.shared else GenerationBackend(self)
         self.tasks = TaskBackend(self)
         self.files = FileBackend(self)
-        if self.shared is None or self.shared.created:
-            # A shared store keeps its scenarios across restarts and workers: the config's go
-            # into a new one only (and back in on reset).
-            self.load_scenarios(config.scenarios)
-            if self.shared is not None:
-                self.shared.created = False
         unknown = {k.region for k in self.keys.all()} - set(self.catalog.regions)
         if unknown:
             raise ValueError(f"keys for regions the catalog does not know: {', '.join(sorted(unknown))}")
+        if self.shared is None:
+            self.load_scenarios(config.scenarios)
+            return
+        # A shared store keeps its scenarios across restarts and workers: the config's go into it
+        # once (and back in on reset), marked done in the same unit, so that a start that failed
+        # before (a bad keys file) leaves them still to load, and two workers starting together
+        # load them once.
+        with self.atomic():
+            if not self.shared.read(_CONFIG_SCENARIOS_LOADED):
+                self.load_scenarios(config.scenarios)
+                self.shared.change(_CONFIG_SCENARIOS_LOADED, lambda _: (True, None))
 
     # --- who is calling ---------------------------------------------------------------------
 
@@ -150,7 +162,8 @@ class FakeDashScope:
 
     def reset(self) -> None:
         """Empty the store, scenarios (then reload those of the config), limits, usage and the
-        request journal; real time. With a shared store, for every worker."""
+        request journal; real time. With a shared store, the store's state for every worker;
+        the request journal is each process's own, so this clears the answering worker's only."""
         with self.atomic():
             self._reset()
 
@@ -166,6 +179,7 @@ class FakeDashScope:
 
 
 _ALONE = nullcontext()
+_CONFIG_SCENARIOS_LOADED = "config-scenarios-loaded"  # a cell of a shared store
 
 
 class _AtomicGeneration(GenerationBackend):

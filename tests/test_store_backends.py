@@ -397,3 +397,19 @@ def test_redis_never_writes_a_status_back_over_a_later_one(request, tmp_path):
         assert store.query(TaskQuery("acct", "cn-beijing", status=domain.SUCCEEDED))[1] == 1
     finally:
         store.close()
+
+
+def test_a_start_that_fails_leaves_the_config_scenarios_for_the_next_one(tmp_path):
+    """A first start on a new store that fails (a keys file that is not there) must not leave the
+    store marked as having the config's scenarios; the next, good start loads them, once."""
+    from mock_server.config import Config
+    from mock_server.service import FakeDashScope
+
+    store = f"sqlite://{tmp_path}/state.db"
+    scenario = {"name": "from-config", "effect": {"type": "unavailable"}, "times": 1}
+    with pytest.raises(OSError):
+        FakeDashScope(Config.load(store=store, scenarios=[scenario], keys_file=str(tmp_path / "missing.json")))
+    for _ in range(2):  # and a restart does not load them again
+        service = FakeDashScope(Config.load(store=store, scenarios=[scenario]))
+        assert [s.name for s in service.scenarios.all()] == ["from-config"]
+        service.close()

@@ -189,3 +189,17 @@ def test_serve_refuses_workers_without_a_shared_store_and_unknown_or_newer_store
     db.close()
     newer = serve("--store", f"sqlite://{tmp_path}/state.db")
     assert newer.returncode == 2 and "newer dashscope-mock" in newer.stderr
+
+
+def test_a_store_password_is_never_printed_and_a_bad_option_is_one_line():
+    from helpers import free_port
+
+    def serve(store: str) -> subprocess.CompletedProcess:
+        return subprocess.run([*SERVE, "--store", store], cwd=REPO, capture_output=True, text=True, timeout=60)
+
+    closed = free_port()  # nothing listens there
+    refused = serve(f"redis://:hunter2secret@127.0.0.1:{closed}/0")
+    assert refused.returncode == 2 and "hunter2secret" not in refused.stdout + refused.stderr
+    assert ":***@" in refused.stderr
+    unknown = serve(f"redis://127.0.0.1:{closed}/0?no_such_option=1")
+    assert unknown.returncode == 2 and "Traceback" not in unknown.stderr and "no_such_option" in unknown.stderr

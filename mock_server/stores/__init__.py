@@ -16,6 +16,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from typing import Any, TypeVar
+from urllib.parse import urlsplit, urlunsplit
 
 from ..domain.tasks import Task
 from ..errors import DashScopeError
@@ -53,7 +54,7 @@ class SharedStore(ABC):
     with times: 1 fires once and a limit holds across workers."""
 
     url: str
-    created: bool  # this open made the store: the config's scenarios go into a new store only
+    created: bool  # this open made the store (the service marks its config scenarios loaded in a cell)
 
     # --- records (the Store interface of store.py) -------------------------------------------
     @abstractmethod
@@ -115,7 +116,7 @@ class SharedStore(ABC):
 
     def check_version(self, found: int | None) -> None:
         if found is not None and found > SCHEMA_VERSION:
-            raise StoreVersionError(f"{self.url}: written by a newer dashscope-mock (store schema {found}; this "
+            raise StoreVersionError(f"{shown(self.url)}: written by a newer dashscope-mock (store schema {found}; this "
                                     f"version reads up to {SCHEMA_VERSION}); upgrade, or use another store")
 
 
@@ -135,7 +136,17 @@ def open_store(url: str, task_ttl: float) -> Store:
         from .redis import RedisStore
 
         return RedisStore(url, task_ttl)
-    raise ValueError(f"store {url!r}: use memory:, sqlite:///path/to/state.db or redis://host:port/db")
+    raise ValueError(f"store {shown(url)!r}: use memory:, sqlite:///path/to/state.db or redis://host:port/db")
+
+
+def shown(url: str) -> str:
+    """A store URL as it may be printed: a password in it (redis://:secret@host) masked."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    user = parts.username or ""
+    host = parts.netloc.rpartition("@")[2]
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
 
 
 def is_shared(url: str) -> bool:

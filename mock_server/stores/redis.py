@@ -32,7 +32,7 @@ import orjson
 from ..domain.tasks import PENDING, RUNNING, TERMINAL, Task, expires_at, next_change
 from ..store import ImageRecord, TaskQuery
 from ..uploads import UploadRecord
-from . import SCHEMA_VERSION, SharedStore, StoreUnavailable
+from . import SCHEMA_VERSION, SharedStore, StoreUnavailable, shown
 from .records import image_from_json, image_to_json, task_from_json, task_to_json, upload_from, upload_meta
 
 try:
@@ -86,12 +86,17 @@ class RedisStore(SharedStore):
         parts = urlsplit(url)
         query = dict(parse_qsl(parts.query))
         self.prefix = query.pop("prefix", DEFAULT_PREFIX)
+        rest = urlunsplit(parts._replace(query=urlencode(query)))
+        if parts.scheme == "unix":  # urlunsplit writes unix:/path, which redis-py refuses
+            rest = f"unix://{parts.path}" + (f"?{urlencode(query)}" if query else "")
         try:
             self._client = redis.Redis.from_url(
-                urlunsplit(parts._replace(query=urlencode(query))), socket_timeout=SOCKET_TIMEOUT_SECONDS,
+                rest, socket_timeout=SOCKET_TIMEOUT_SECONDS,
                 socket_connect_timeout=SOCKET_TIMEOUT_SECONDS, retry=Retry(NoBackoff(), 1), health_check_interval=0)
-        except ValueError as exc:
-            raise ValueError(f"store {url}: {exc}") from exc
+            pool = self._client.connection_pool  # the URL's options are only tried on connecting: try them now
+            pool.connection_class(**pool.connection_kwargs)
+        except (ValueError, TypeError) as exc:  # TypeError: an option redis-py does not take (?foo=x)
+            raise ValueError(f"store {shown(url)}: {exc}") from exc
         self._pop_due = self._client.register_script(_POP_DUE)
         self._release = self._client.register_script(_RELEASE)
         self._held: dict[str, int] = {}  # scope -> nesting, of the locks this process holds
