@@ -198,6 +198,7 @@ def _uvicorn_config(args: argparse.Namespace, config: Config, service: FakeDashS
 # every worker accepts, restarts a worker that dies, and stops them all on SIGTERM or Ctrl-C.
 
 WORKER_START_SECONDS = 60.0
+RESTART_WAIT_MAX = 30.0
 
 
 def _bind(host: str, port: int) -> socket.socket:
@@ -270,12 +271,25 @@ def _serve_workers(args: argparse.Namespace, argv: list[str], ready: Callable[[i
         if stop:
             return 0
         ready(sock.getsockname()[1])
+        # A worker that dies soon after it started (its store away, say) is restarted after a
+        # wait that doubles up to RESTART_WAIT_MAX, not twice a second for ever.
+        born = [time.monotonic()] * len(workers)
+        wait = [0.0] * len(workers)
+        restart_at: list[float | None] = [None] * len(workers)
         while not stop:
-            multiprocessing.connection.wait([w.sentinel for w in workers], timeout=0.5)
+            multiprocessing.connection.wait([w.sentinel for w in workers if w.is_alive()], timeout=0.5)
             for index, worker in enumerate(workers):
-                if not worker.is_alive() and not stop:
-                    print(f"dashscope-mock: worker {worker.pid} exited ({worker.exitcode}); starting another", file=sys.stderr)
-                    workers[index] = start()
+                if worker.is_alive() or stop:
+                    continue
+                now = time.monotonic()
+                if restart_at[index] is None:
+                    quick = now - born[index] < RESTART_WAIT_MAX
+                    wait[index] = min(RESTART_WAIT_MAX, max(0.5, wait[index] * 2)) if quick else 0.0
+                    restart_at[index] = now + wait[index]
+                    print(f"dashscope-mock: worker {worker.pid} exited ({worker.exitcode}); starting another"
+                          + (f" in {wait[index]:g} s" if wait[index] else ""), file=sys.stderr)
+                if now >= (restart_at[index] or now):
+                    workers[index], born[index], restart_at[index] = start(), now, None
         return 0
     finally:
         stopping()

@@ -203,3 +203,29 @@ def test_a_store_password_is_never_printed_and_a_bad_option_is_one_line():
     assert ":***@" in refused.stderr
     unknown = serve(f"redis://127.0.0.1:{closed}/0?no_such_option=1")
     assert unknown.returncode == 2 and "Traceback" not in unknown.stderr and "no_such_option" in unknown.stderr
+
+
+def test_a_worker_that_dies_is_replaced_and_the_fake_goes_on(tmp_path):
+    import os
+    import signal
+
+    with served(["--store", f"sqlite://{tmp_path}/state.db", "--workers", "2"], tmp_path) as (_, url):
+        pids: set[int] = set()
+        for _ in range(200):
+            with fresh(url) as client:
+                pids.add(client.get("/__admin/health").json()["pid"])
+            if len(pids) == 2:
+                break
+        assert len(pids) == 2, pids
+        victim = min(pids)
+        os.kill(victim, signal.SIGKILL)
+        waiting, seen = threading.Event(), set()
+        for _ in range(600):  # the supervisor starts another (at most 30 s, while it imports)
+            with fresh(url) as client, contextlib.suppress(httpx.TransportError):
+                seen.add(client.get("/__admin/health").json()["pid"])
+            if seen - pids:
+                break
+            waiting.wait(0.05)
+        assert seen - pids and victim not in seen
+        log = (tmp_path / "fake.log").read_text(errors="replace")
+        assert f"worker {victim} exited" in log

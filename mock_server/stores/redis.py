@@ -57,6 +57,19 @@ local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, to
 if #ids > 0 then redis.call('ZREM', KEYS[1], unpack(ids)) end
 return ids
 """
+# Delete every key matching ARGV[1] but those starting with one of ARGV[2..]: in one script, so
+# that no other worker's write lands halfway through a reset (KEYS blocks the server while it
+# runs, which a fake's reset may).
+_CLEAR = """
+for _, key in ipairs(redis.call('KEYS', ARGV[1])) do
+  local kept = false
+  for i = 2, #ARGV do
+    if string.sub(key, 1, #ARGV[i]) == ARGV[i] then kept = true end
+  end
+  if not kept then redis.call('DEL', key) end
+end
+return 0
+"""
 _RELEASE = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0
@@ -99,6 +112,7 @@ class RedisStore(SharedStore):
             raise ValueError(f"store {shown(url)}: {exc}") from exc
         self._pop_due = self._client.register_script(_POP_DUE)
         self._release = self._client.register_script(_RELEASE)
+        self._clear = self._client.register_script(_CLEAR)
         self._held: dict[str, int] = {}  # scope -> nesting, of the locks this process holds
         self._lock = threading.RLock()
         try:
@@ -368,11 +382,7 @@ class RedisStore(SharedStore):
 
     @_guarded
     def clear(self) -> None:
-        kept = (self._k("meta").encode(), self._k("c", "").encode(), self._k("lock", "").encode())
-        for batch in self._batches(_glob(self.prefix) + "*"):
-            doomed = [key for key in batch if not key.startswith(kept)]
-            if doomed:
-                self._client.delete(*doomed)
+        self._clear(keys=[], args=[_glob(self.prefix) + "*", self._k("meta"), self._k("c", ""), self._k("lock", "")])
 
     # --- cells -----------------------------------------------------------------------------
 
