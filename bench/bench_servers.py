@@ -50,17 +50,13 @@ def _pip_target(packages: list[str]) -> None:
     subprocess.run([PYTHON, "-m", "pip", "install", "--quiet", "--target", str(PYLIB), *packages], check=True)
 
 
-def uvloop_env(install: bool) -> dict[str, str] | None:
-    """The environment (c) needs for uvloop and httptools, or None when they are not at hand."""
+def has_uvloop() -> bool:
+    """Whether (c) can run: uvloop and httptools are the kit's dependencies, but uvloop has no
+    wheel for every platform (none for Windows), where (c) is left out."""
     if importlib.util.find_spec("uvloop") and importlib.util.find_spec("httptools"):
-        return {}
-    if not ((PYLIB / "uvloop").is_dir() and (PYLIB / "httptools").is_dir()):
-        if not install:
-            print("bench: (c) skipped: uvloop and httptools are not installed. --install puts them into bench/.cache/py, or:\n"
-                  f"       {PYTHON} -m pip install --target {PYLIB} uvloop httptools")
-            return None
-        _pip_target(["uvloop", "httptools"])
-    return {"PYTHONPATH": str(PYLIB)}
+        return True
+    print("bench: (c) skipped: uvloop or httptools is not installed on this platform")
+    return False
 
 
 def prism_command() -> Path:
@@ -89,10 +85,9 @@ def servers(args: argparse.Namespace) -> dict[str, Server]:
                                     "--host", "127.0.0.1", "--port", str(port := free_port())], port)}
     uvicorn = [PYTHON, "-m", "uvicorn", "bench.bare_app:app", "--host", "127.0.0.1"]
     found["b"] = Server("b-bare", [*uvicorn, "--port", str(port := free_port()), "--loop", "asyncio", "--http", "h11"], port)
-    env = uvloop_env(args.install)
-    if env is not None:
+    if has_uvloop():
         found["c"] = Server("c-bare-max", [*uvicorn, "--port", str(port := free_port()), "--loop", "uvloop", "--http", "httptools",
-                                           "--no-access-log"], port, env=env)
+                                           "--no-access-log"], port)
     if args.prism:
         found["d"] = Server("d-prism", [str(prism_command()), "mock", "-h", "127.0.0.1", "-p", str(port := free_port()),
                                         f"{found['a'].url}/openapi.json"], port, prefix="", start_timeout=180)
@@ -238,7 +233,7 @@ def main() -> int:
     parser.add_argument("--warmup", type=float, default=2, help="seconds of load on each server before the rounds (default 2)")
     parser.add_argument("--connections", type=int, default=32, help="wrk connections (default 32)")
     parser.add_argument("--prism", action="store_true", help="also Prism 5 (installed with npm into bench/.cache/prism)")
-    parser.add_argument("--install", action="store_true", help="install what (c) and --profile need into bench/.cache/py")
+    parser.add_argument("--install", action="store_true", help="install py-spy, which --profile needs, into bench/.cache/py")
     parser.add_argument("--profile", action="store_true", help="then sample the fake under load with py-spy")
     parser.add_argument("--memory-seconds", type=float, default=2, help="seconds of each latency run of the memory part (default 2)")
     parser.add_argument("--skip-memory", action="store_true", help="only the servers")

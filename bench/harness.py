@@ -110,7 +110,6 @@ class Server:
     command: list[str]
     port: int
     prefix: str = PREFIX
-    env: dict[str, str] | None = None
     start_timeout: float = 60.0
     process: subprocess.Popen | None = None
     _log: IO[bytes] | None = None
@@ -126,8 +125,7 @@ class Server:
     def start(self) -> None:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         self._log = self.log_path.open("wb")
-        env = {**os.environ, **(self.env or {})}
-        self.process = subprocess.Popen(pinned(SERVER_CORE, self.command), cwd=ROOT, env=env, stdout=self._log,
+        self.process = subprocess.Popen(pinned(SERVER_CORE, self.command), cwd=ROOT, stdout=self._log,
                                         stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
 
     def wait(self) -> None:

@@ -254,6 +254,14 @@ def fake_on(url: str, **config) -> tuple[FakeDashScope, AppClient]:
     return service, AppClient(create_app(service=service))
 
 
+@pytest.fixture
+def two_workers(shared_url):
+    """Two fakes on one shared store, as two workers are: their clients; closed after."""
+    (first, a), (second, b) = fake_on(shared_url), fake_on(shared_url)
+    yield a, b
+    a.close(), b.close(), first.close(), second.close()
+
+
 def test_the_fake_on_each_store_and_a_second_worker_sees_it_all(store_url):
     scenarios = [{"name": "once", "match": {"endpoint": "text2image"}, "effect": {"type": "reject", "error": "arrearage"}, "times": 1}]
     service, client = fake_on(store_url, scenarios=scenarios)
@@ -298,20 +306,16 @@ def test_the_fake_on_each_store_and_a_second_worker_sees_it_all(store_url):
         service.close()
 
 
-def test_rate_limits_and_free_tier_are_per_account_across_workers(shared_url):
-    first, a = fake_on(shared_url)
-    second, b = fake_on(shared_url)
-    try:
-        a.post("/__admin/clock/freeze")
-        body = {"model": "qwen-image-max", "input": {"messages": [{"role": "user", "content": [{"text": "a"}]}]}}
-        path = API + PATHS["multimodal-generation"]
-        codes = [c.post(path, json=body, headers=auth()).status_code for c in (a, b, a, b)]
-        assert codes == [200, 200, 429, 429]  # 2 per minute, for the account, wherever it calls
-        assert b.post(path, json=body, headers=auth(demo_key("b"))).status_code == 200
-        b.post("/__admin/usage/free-tier-only", json={"account": "demo-account-a", "enabled": True})
-        assert a.get("/__admin/usage").json()["free_tier_only"] == ["demo-account-a"]
-    finally:
-        a.close(), b.close(), first.close(), second.close()
+def test_rate_limits_and_free_tier_are_per_account_across_workers(two_workers):
+    a, b = two_workers
+    a.post("/__admin/clock/freeze")
+    body = {"model": "qwen-image-max", "input": {"messages": [{"role": "user", "content": [{"text": "a"}]}]}}
+    path = API + PATHS["multimodal-generation"]
+    codes = [c.post(path, json=body, headers=auth()).status_code for c in (a, b, a, b)]
+    assert codes == [200, 200, 429, 429]  # 2 per minute, for the account, wherever it calls
+    assert b.post(path, json=body, headers=auth(demo_key("b"))).status_code == 200
+    b.post("/__admin/usage/free-tier-only", json={"account": "demo-account-a", "enabled": True})
+    assert a.get("/__admin/usage").json()["free_tier_only"] == ["demo-account-a"]
 
 
 def test_a_locked_sqlite_store_answers_503_in_the_envelope_then_recovers(tmp_path):
@@ -367,20 +371,16 @@ def test_redis_restart_answers_503_then_recovers_with_everything(tmp_path):
         service.close()
 
 
-def test_concurrent_task_limits_count_every_workers_tasks(shared_url):
-    first, a = fake_on(shared_url)
-    second, b = fake_on(shared_url)
-    try:
-        a.post("/__admin/clock/freeze")
-        body = {"model": "qwen-image-plus", "input": {"prompt": "a cat"}}  # 2 a second, 2 at a time
-        path = API + PATHS["text2image"]
-        assert [c.post(path, json=body, headers=auth(None, **ASYNC)).status_code for c in (a, b)] == [200, 200]
-        a.post("/__admin/clock/advance", json={"seconds": 1})  # the bucket is full again; both tasks still run
-        assert b.post(path, json=body, headers=auth(None, **ASYNC)).json()["code"] == "Throttling.RateQuota"
-        b.post("/__admin/clock/advance", json={"seconds": 60})  # both finished
-        assert a.post(path, json=body, headers=auth(None, **ASYNC)).status_code == 200
-    finally:
-        a.close(), b.close(), first.close(), second.close()
+def test_concurrent_task_limits_count_every_workers_tasks(two_workers):
+    a, b = two_workers
+    a.post("/__admin/clock/freeze")
+    body = {"model": "qwen-image-plus", "input": {"prompt": "a cat"}}  # 2 a second, 2 at a time
+    path = API + PATHS["text2image"]
+    assert [c.post(path, json=body, headers=auth(None, **ASYNC)).status_code for c in (a, b)] == [200, 200]
+    a.post("/__admin/clock/advance", json={"seconds": 1})  # the bucket is full again; both tasks still run
+    assert b.post(path, json=body, headers=auth(None, **ASYNC)).json()["code"] == "Throttling.RateQuota"
+    b.post("/__admin/clock/advance", json={"seconds": 60})  # both finished
+    assert a.post(path, json=body, headers=auth(None, **ASYNC)).status_code == 200
 
 
 def test_redis_never_writes_a_status_back_over_a_later_one(request, tmp_path):

@@ -68,17 +68,19 @@ def request_id_headers(request: Request | None, request_id: str, *, refused: boo
     return dict.fromkeys(names, request_id)
 
 
-def _json_type(request: Request | None) -> str:
-    """The route's JSON content type (application/json;charset=UTF-8 on /tasks)."""
+def _json_answer(request: Request | None, data: dict[str, Any], status: int, request_id: str, *, refused: bool = False,
+                 headers: dict[str, str] | None = None) -> JSONResponse:
+    """A JSON answer with the route's request-id headers and its JSON content type
+    (application/json;charset=UTF-8 on /tasks), the route's endpoint looked up once."""
     endpoint = endpoint_of(request) if request is not None else None
-    return endpoint.content_type if endpoint is not None else "application/json"
+    return JSONAnswer(data, status_code=status,
+                      headers={**request_id_headers(request, request_id, refused=refused, endpoint=endpoint), **(headers or {})},
+                      media_type=endpoint.content_type if endpoint is not None else "application/json")
 
 
 def reply(request: Request, data: dict[str, Any], status: int = 200) -> JSONResponse:
     """A JSON answer with the route's headers; `data` carries its request_id."""
-    endpoint = endpoint_of(request)
-    return JSONAnswer(data, status_code=status, headers=request_id_headers(request, data["request_id"], endpoint=endpoint),
-                      media_type=endpoint.content_type if endpoint is not None else "application/json")
+    return _json_answer(request, data, status, data["request_id"])
 
 
 async def call_of(request: Request, *, with_body: bool = False) -> Call:
@@ -141,6 +143,4 @@ async def read_body(request: Request, limit: int, timeout: float) -> bytes:
 
 def error_reply(error: DashScopeError, request: Request | None = None) -> JSONResponse:
     request_id = new_request_id()
-    return JSONAnswer(error.envelope(request_id), status_code=error.status,
-                        headers={**request_id_headers(request, request_id, refused=True), **error.headers},
-                        media_type=_json_type(request))
+    return _json_answer(request, error.envelope(request_id), error.status, request_id, refused=True, headers=error.headers)

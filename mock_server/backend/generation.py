@@ -163,14 +163,14 @@ class GenerationBackend:
         outcomes, failure = effects.outcomes(self.service.catalog, effect, image_ids)
         timing = effects.timing(effect, self.service.config.timing_for(request.model.name))
         # The task keeps what the service keeps of the prompt: the text truncated at the model's
-        # limit, not a 45 MiB body's worth for 24 hours. New: PENDING, submitted now (what
-        # domain.create makes of a task, built at once).
-        task = Task(
+        # limit, not a 45 MiB body's worth for 24 hours. Built submitted now, so that
+        # domain.create has nothing to change.
+        task = domain.create(Task(
             task_id=self.service.new_id(), account=key.account, region=key.region, api_key_id=key.key_id,
             model=request.model.name, endpoint=request.endpoint, orig_prompt=request.prompt,
             prompt_extend=request.prompt_extend, seed=seed, width=width, height=height, timing=timing,
-            outcomes=outcomes, failure=failure, status=domain.PENDING, submit_time=now, request_id=request_id,
-        )
+            outcomes=outcomes, failure=failure, submit_time=now, request_id=request_id,
+        ), now)
         self.service.store.create(task)
         # Booked when accepted (the outcome is fixed then); a cancel gives it back.
         self.service.charge(key, request.model, task.succeeded_if_finished)

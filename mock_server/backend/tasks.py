@@ -39,7 +39,7 @@ REQUEST_SWEEP = 64
 SWEEP_BATCH = 500
 
 
-_SERVICE_OFFSET = 8 * 3600
+_SERVICE_OFFSET = int(SERVICE_TZ.utcoffset(None).total_seconds())  # seconds ahead of UTC
 
 
 @lru_cache(maxsize=4096)  # a task's times are shown on every poll, and often share one instant

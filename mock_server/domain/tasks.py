@@ -116,7 +116,9 @@ def _changed(task: Task, **changes: Any) -> Task:
 
 
 def create(task: Task, now: float) -> Task:
-    """A new task, submitted now and PENDING."""
+    """A new task, submitted now and PENDING (the task itself when it was built so)."""
+    if (task.status, task.submit_time, task.scheduled_time, task.end_time, task.polls) == (PENDING, now, None, None, 0):
+        return task
     return _changed(task, status=PENDING, submit_time=now, scheduled_time=None, end_time=None, polls=0)
 
 

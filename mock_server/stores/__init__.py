@@ -18,10 +18,8 @@ from contextlib import AbstractContextManager
 from typing import Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
-from ..domain.tasks import Task
 from ..errors import DashScopeError
-from ..store import ImageRecord, MemoryStore, Store, TaskQuery
-from ..uploads import UploadRecord
+from ..store import MemoryStore, Store
 
 T = TypeVar("T")
 
@@ -47,7 +45,7 @@ class StoreVersionError(ValueError):
     """A store written by a newer version of the fake, whose layout this one cannot know."""
 
 
-class SharedStore(ABC):
+class SharedStore(Store, ABC):
     """A Store several processes share. Records go whole (JSON); every change of a cell is
     atomic (change() reads, applies a pure function and writes in one transaction), and
     atomic() makes a whole verb one unit (admission through task creation), so that a scenario
@@ -56,34 +54,9 @@ class SharedStore(ABC):
     url: str
     created: bool  # this open made the store (the service marks its config scenarios loaded in a cell)
 
-    # --- records (the Store interface of store.py) -------------------------------------------
-    @abstractmethod
-    def create(self, task: Task) -> None: ...
-    @abstractmethod
-    def get(self, task_id: str) -> Task | None: ...
-    @abstractmethod
-    def update(self, task: Task) -> None: ...
-    @abstractmethod
-    def query(self, query: TaskQuery, offset: int = 0, limit: int = 0) -> tuple[list[Task], int]: ...
-    @abstractmethod
-    def due(self, now: float, limit: int) -> list[Task]: ...
-    @abstractmethod
-    def expire(self, now: float, limit: int | None = None) -> int: ...
-    @abstractmethod
-    def put_image(self, record: ImageRecord) -> None: ...
-    @abstractmethod
-    def get_image(self, image_id: str) -> ImageRecord | None: ...
-    @abstractmethod
-    def put_upload(self, record: UploadRecord) -> bool: ...
-    @abstractmethod
-    def get_upload(self, key: str) -> UploadRecord | None: ...
-    @abstractmethod
-    def uploaded_bytes(self, directory: str) -> int: ...
-    @abstractmethod
-    def counts(self) -> dict[str, int]: ...
-    @abstractmethod
-    def clear(self) -> None:
-        """Forget every task, image and upload (the cells are cleared by their owners)."""
+    # The records: the Store interface of store.py, inherited (its methods are this class's
+    # abstract ones: mypy refuses a subclass that leaves one out). clear() forgets every task,
+    # image and upload; the cells are cleared by their owners.
 
     # --- cells -----------------------------------------------------------------------------
     @abstractmethod
