@@ -19,6 +19,7 @@ from .access import ControlGate
 from .api import generation, results, tasks, uploads
 from .api.faults import ConnectionDropper
 from .api.http import error_reply, public_base_url, service_of
+from .api.routing import CatalogRoutes
 from .clock import Clock
 from .config import Config
 from .errors import DashScopeError
@@ -38,9 +39,9 @@ _HANDLERS = {"task-query": tasks.get_task, "task-cancel": tasks.cancel_task, "ta
              "upload-policy": uploads.get_policy, "upload": uploads.receive_upload, "download": results.download}
 
 
-def _routes(service: FakeDashScope) -> tuple[list[Route], dict[Any, Endpoint]]:
-    """The catalog's endpoints as routes, then what is the fake's own (OpenAPI, control); and
-    which endpoint each handler serves (what the route's answers look like depends on it)."""
+def _catalog_routes(service: FakeDashScope) -> tuple[list[Route], dict[Any, Endpoint]]:
+    """The catalog's endpoints as routes; and which endpoint each handler serves (what the
+    route's answers look like depends on it)."""
     routes, endpoint_of_handler = [], {}
     # Polls first: the router tries routes in order, and a client polls a task many times for each
     # one it creates. No two of the catalog's routes match the same method and path, so order
@@ -49,8 +50,7 @@ def _routes(service: FakeDashScope) -> tuple[list[Route], dict[Any, Endpoint]]:
         handler = generation.handler_for(endpoint) if endpoint.generates else _HANDLERS[endpoint.name]
         routes.append(Route((API if endpoint.under_api else "") + endpoint.path, handler, methods=[endpoint.method]))
         endpoint_of_handler[handler] = endpoint
-    return [*routes, Route("/openapi.json", _openapi, methods=["GET"]), *admin.routes,
-            *pages.routes], endpoint_of_handler
+    return routes, endpoint_of_handler
 
 
 async def _openapi(request: Request) -> Response:
@@ -91,6 +91,10 @@ async def _unexpected(request: Request, exc: Exception) -> Response:
     return error_reply(DashScopeError.from_catalog(service_of(request).catalog, "internal_error"), request)
 
 
+# What the request handlers raise that is answered, not a bug.
+_ANSWERED = {DashScopeError: _dashscope_error, HTTPException: _http_error}
+
+
 class _FakeApp(Starlette):
     def build_middleware_stack(self) -> ASGIApp:
         # Outside even Starlette's ServerErrorMiddleware, which wraps `send`: dropping a
@@ -102,15 +106,20 @@ def create_app(config: Config | None = None, *, store: Store | None = None, cloc
                service: FakeDashScope | None = None) -> Starlette:
     service = service or FakeDashScope(config or Config.load(), store=store, clock=clock)
     region_urls = {name: info["base_url"] for name, info in service.catalog.regions.items()}
-    routes, endpoint_of_handler = _routes(service)
+    catalog_routes, endpoint_of_handler = _catalog_routes(service)
     app = _FakeApp(
-        routes=routes,
+        # The catalog's routes first (CatalogRoutes serves them as declared; the router answers
+        # their other methods), then what is the fake's own (OpenAPI, control, pages).
+        routes=[*catalog_routes, Route("/openapi.json", _openapi, methods=["GET"]), *admin.routes, *pages.routes],
         middleware=[Middleware(RegionRouter, region_base_urls=region_urls, default_region=service.config.default_region),
                     # Inside the region router: /cn-beijing/__admin is the control API too.
                     Middleware(ControlGate, admin_token=service.config.admin_token),
                     # Inside both: it sees the region and the path below it, and no refused control call.
-                    Middleware(RequestJournal, service=service)],
-        exception_handlers={DashScopeError: _dashscope_error, HTTPException: _http_error, Exception: _unexpected},
+                    Middleware(RequestJournal, service=service),
+                    # Innermost: the catalog's routes by a dict; the rest on to Starlette's router.
+                    Middleware(CatalogRoutes, routes=catalog_routes, handlers=_ANSWERED)],
+        # Exception: answered by Starlette's outermost ServerErrorMiddleware, whatever layer raised it.
+        exception_handlers={**_ANSWERED, Exception: _unexpected},
         lifespan=housekeeping.lifespan,
     )
     app.state.service = service

@@ -1,9 +1,9 @@
 """The request journal: the last API requests the fake received, for a test to look at
 (GET /__admin/requests).
 
-Cheap on the request path: RequestJournal, an ASGI layer, keeps references to what a request
-already has (its method, path, query string and header list, the first chunks of its body) and
-notes the status, request id and route as the answer starts. Masking keys, parsing bodies and
+Cheap on the request path: RequestJournal, an ASGI layer, keeps the request's scope (its
+method, path, query string and header list, and what the layers below note in it: route,
+request id), the first chunks of its body, and the status and headers its answer starts with. Masking keys, parsing bodies and
 filtering happen only when the journal is read.
 """
 
@@ -38,27 +38,60 @@ def secret_name(name: str) -> bool:
 
 
 class Entry:
-    """One request as it arrived (references, not copies) and what its answer started with."""
+    """One request: its scope, kept as it is (the server made it for this request alone, and the
+    layers below note in it what they found: the route, the answer's request id, a sync call's
+    result URLs), the first chunks of its body, and how its answer started."""
 
-    __slots__ = ("id", "time", "method", "path", "query", "region", "headers", "chunks", "kept", "size",
-                 "route", "status", "request_id", "results")
+    __slots__ = ("id", "time", "scope", "chunks", "kept", "size", "status", "answer_headers")
 
     def __init__(self, entry_id: int, time: float, scope: Scope):
-        self.id, self.time = entry_id, time
-        self.method: str = scope["method"]
-        self.path: str = scope["path"]
-        self.query: bytes = scope.get("query_string", b"")
-        self.region: str | None = scope.get("state", {}).get("region")
-        self.headers: Iterable[tuple[bytes, bytes]] = scope.get("headers") or ()
+        self.id, self.time, self.scope = entry_id, time, scope
         self.chunks: list[bytes] = []
         self.kept = 0   # bytes of the body in chunks
         self.size = 0   # bytes of the body the fake read
-        self.route: Any = None  # the handler the router chose (Starlette's scope["endpoint"])
         self.status: int | None = None  # None: no answer (yet, or a dropped connection)
-        self.request_id: str | None = None
-        # The result URLs a synchronous generation answered with (api.generation notes them): the
-        # dashboard shows a sync call's images, which no store keeps apart from the answer.
-        self.results: list[str] | None = None
+        self.answer_headers: Iterable[tuple[bytes, bytes]] = ()
+
+    @property
+    def method(self) -> str:
+        return str(self.scope["method"])
+
+    @property
+    def path(self) -> str:
+        return str(self.scope["path"])
+
+    @property
+    def query(self) -> bytes:
+        return bytes(self.scope.get("query_string", b""))
+
+    @property
+    def region(self) -> str | None:
+        return self.scope.get("state", {}).get("region")  # type: ignore[no-any-return]
+
+    @property
+    def headers(self) -> Iterable[tuple[bytes, bytes]]:
+        return self.scope.get("headers") or ()
+
+    @property
+    def route(self) -> Any:
+        """The handler the router chose (Starlette's scope["endpoint"]; None: no route)."""
+        return self.scope.get("endpoint")
+
+    @property
+    def request_id(self) -> str | None:
+        """The answer's request id: as api.http.request_id_headers noted it, else from a header."""
+        noted: str | None = self.scope.get("state", {}).get("request_id")
+        if noted is None:
+            for name, value in self.answer_headers:
+                if name.lower() in _REQUEST_ID_HEADERS:
+                    return value.decode("latin-1")
+        return noted
+
+    @property
+    def results(self) -> list[str] | None:
+        """The result URLs a synchronous generation answered with (api.generation notes them):
+        the dashboard shows a sync call's images, which no store keeps apart from the answer."""
+        return self.scope.get("state", {}).get("result_urls")  # type: ignore[no-any-return]
 
     @property
     def truncated(self) -> bool:
@@ -203,14 +236,7 @@ class RequestJournal:
 
         async def send_noted(message: Message) -> None:
             if message["type"] == "http.response.start":
-                entry.status, entry.route = message["status"], scope.get("endpoint")
-                entry.request_id = scope.get("state", {}).get("request_id")  # api.http.request_id_headers notes it
-                entry.results = scope.get("state", {}).get("result_urls")  # api.generation notes them
-                if entry.request_id is None:
-                    for name, value in message.get("headers") or ():
-                        if name.lower() in _REQUEST_ID_HEADERS:
-                            entry.request_id = value.decode("latin-1")
-                            break
+                entry.status, entry.answer_headers = message["status"], message.get("headers") or ()
             await send(message)
 
         try:
@@ -219,6 +245,3 @@ class RequestJournal:
             if entry.status is None:  # answered by the outermost error handler
                 entry.status = 500
             raise
-        finally:
-            if entry.route is None:  # no answer started (an error, a dropped connection)
-                entry.route = scope.get("endpoint")

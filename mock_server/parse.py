@@ -15,9 +15,12 @@ import math
 import re
 from typing import Any
 
+import orjson
+
 MAX_JSON_DEPTH = 64
 _SURROGATE = re.compile("[\ud800-\udfff]")
 _DECIMAL = re.compile(r"[0-9]{1,18}")  # 18 digits: far past any bound we check, far below int()'s limit
+_LONG_DIGITS = re.compile(rb"[0-9]{19}")  # a number orjson may not read as json does (an integer past 64 bits)
 
 
 class BadInput(ValueError):
@@ -37,6 +40,15 @@ def _no_constant(name: str) -> Any:
 
 def json_document(raw: bytes | str, max_depth: int = MAX_JSON_DEPTH) -> Any:
     """The parsed document, or BadInput: not JSON, not UTF-8, too deep, bad text, huge numbers."""
+    if isinstance(raw, bytes) and _plainly_within(raw, max_depth) and not _LONG_DIGITS.search(raw):
+        # Nearly every body: orjson reads it at a tenth of json's cost, and gives the same
+        # document for all it accepts here (UTF-8 text, finite numbers, last duplicate key
+        # wins); integers past 64 bits, which it reads as floats, are left to json. What it
+        # refuses (infinite numbers, a byte order mark, bad JSON) json reads or words below.
+        try:
+            return orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            pass
     try:
         document = json.loads(raw, parse_float=_finite, parse_constant=_no_constant)
     except BadInput:
@@ -49,18 +61,16 @@ def json_document(raw: bytes | str, max_depth: int = MAX_JSON_DEPTH) -> Any:
         # json's own errors, and int()'s refusal of integers over its digit limit
         reason = "a number is too large" if "digits" in str(exc) else "not valid JSON"
         raise BadInput(reason) from None
-    if not _plainly_within(raw, max_depth):
+    if not (isinstance(raw, bytes) and json.detect_encoding(raw) in ("utf-8", "utf-8-sig") and _plainly_within(raw, max_depth)):
         _check_tree(document, max_depth)
     return document
 
 
-def _plainly_within(raw: bytes | str, max_depth: int) -> bool:
+def _plainly_within(raw: bytes, max_depth: int) -> bool:
     """Whether the text alone shows the bounds hold, so the tree need not be walked (nearly every
-    body): a document cannot nest deeper than it has opening brackets, and a lone surrogate needs
-    a \\u escape or, in UTF-8, the surrogate lead byte 0xED (json also reads UTF-16 and UTF-32,
-    whose surrogates look like nothing in particular: those are walked)."""
-    if not isinstance(raw, bytes) or json.detect_encoding(raw) not in ("utf-8", "utf-8-sig"):
-        return False
+    body), if it is UTF-8: a document cannot nest deeper than it has opening brackets, and a lone
+    surrogate needs a \\u escape or, in UTF-8, the surrogate lead byte 0xED (json also reads
+    UTF-16 and UTF-32, whose surrogates look like nothing in particular: those are walked)."""
     return raw.count(b"[") + raw.count(b"{") <= max_depth and b"\\u" not in raw and b"\xed" not in raw
 
 

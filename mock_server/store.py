@@ -21,6 +21,7 @@ from typing import Protocol
 from sortedcontainers import SortedList
 
 from .domain.tasks import Task, expires_at, next_change
+from .ordered import TimeOrderedList
 from .uploads import UploadRecord
 
 
@@ -103,7 +104,7 @@ class MemoryStore:
         self._tasks: dict[str, Task] = {}
         self._ties: dict[str, int] = {}  # only tasks whose submit_time equals the one before's
         self._last_submit, self._last_tie = math.nan, 0
-        self._index: dict[_Facet, SortedList] = {}
+        self._index: dict[_Facet, TimeOrderedList] = {}
         self._task_expiry: deque[str] = deque()
         # Tasks whose status changes by itself at a known time (clock-timed ones): (when, id), in
         # time order, and each one's `when`, to find its entry again.
@@ -222,7 +223,7 @@ class MemoryStore:
         for facet in facets:
             positions = self._index.get(facet)
             if positions is None:
-                positions = self._index[facet] = SortedList()
+                positions = self._index[facet] = TimeOrderedList()
             positions.add(position)
 
     def _remove_task(self, task_id: str) -> bool:

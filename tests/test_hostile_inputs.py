@@ -191,6 +191,53 @@ def test_the_parser_bounds_directly():
             parse.decimal(bad, low=1)
 
 
+_JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**80), 2**80) | st.floats(allow_nan=False, allow_infinity=False) | st.text(),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=4), inner, max_size=4), max_leaves=12)
+# Text near JSON: duplicate keys, huge exponents, a BOM, control characters, bytes that are not UTF-8.
+_JSON_PIECES = st.sampled_from(['{"a":1,"a":2.5}', "1e999", "-0", "-0.0", "1E+2", "\ufeff", "\x01", '"\\u00e9"', "[", "]",
+                                "{", "}", ",", ":", " ", '"x"', "12345678901234567890", "1.5e-400", "0.1"])
+
+
+def _typed(document: object) -> str:
+    """A document's text with its types showing (1 and 1.0, 0.0 and -0.0 differ)."""
+    return json.dumps(document, sort_keys=False)
+
+
+def _out_of_bounds(document: object) -> bool:
+    """What json reads but the parser's bounds refuse: infinite or NaN numbers, lone surrogates."""
+    if isinstance(document, float):
+        return document != document or document in (float("inf"), float("-inf"))
+    if isinstance(document, str):
+        return any("\ud800" <= char <= "\udfff" for char in document)
+    if isinstance(document, dict):
+        return any(_out_of_bounds(key) or _out_of_bounds(value) for key, value in document.items())
+    return isinstance(document, list) and any(_out_of_bounds(item) for item in document)
+
+
+@settings(max_examples=400, suppress_health_check=[HealthCheck.too_slow])
+@given(st.one_of(_JSON_VALUES.map(lambda value: json.dumps(value, ensure_ascii=False).encode()),
+                 st.lists(_JSON_PIECES, max_size=8).map(lambda pieces: "".join(pieces).encode()),
+                 st.binary(max_size=24)))
+def test_the_fast_json_reading_gives_what_json_gives(raw):
+    """json_document reads most bodies with orjson: the same document, with the same types, as
+    Python's json (which it falls back on), and the same refusals."""
+    try:
+        expected = json.loads(raw)
+    except (ValueError, RecursionError):
+        expected = parse.BadInput
+    try:
+        got = parse.json_document(raw)
+    except parse.BadInput:
+        got = parse.BadInput
+    if expected is not parse.BadInput and _out_of_bounds(expected):
+        assert got is parse.BadInput
+    elif expected is parse.BadInput or got is parse.BadInput:
+        assert got is expected
+    else:
+        assert _typed(got) == _typed(expected)
+
+
 # --- the fuzz test: hostile values where the OpenAPI document shows nothing, on every route ---------
 
 HOSTILE_JSON = st.sampled_from([

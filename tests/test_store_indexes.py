@@ -6,11 +6,14 @@ from __future__ import annotations
 import math
 from dataclasses import replace
 
+import pytest
 from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
+from sortedcontainers import SortedList
 
 from mock_server.domain import tasks as t
+from mock_server.ordered import TimeOrderedList
 from mock_server.store import MemoryStore, TaskQuery
 from mock_server.uploads import UploadRecord
 
@@ -172,3 +175,82 @@ def test_a_tasks_images_are_kept_as_references_to_it_and_outlive_it_unchanged():
     assert store.expire(1000.0 + lifetime - 1) == 0
     assert store.expire(1000.0 + lifetime) == 4
     assert store.counts()["images"] == 0 and all(store.get_image(i) is None for i in ("i0", "i1", "i2", "s"))
+
+
+class TimeOrderedAgainstSortedList(RuleBasedStateMachine):
+    """TimeOrderedList answers as SortedList does, whatever the order values come and go in: in
+    order, out of order, from the front, from the middle (a small `near`, so it also turns
+    itself into a SortedList within the run)."""
+
+    @initialize(near=st.integers(0, 4))
+    def start(self, near):
+        self.ordered, self.reference, self.clock = TimeOrderedList(near=near), SortedList(), 0
+
+    @rule(step=st.integers(0, 3))
+    def add_in_order(self, step):
+        self.clock += step
+        self.ordered.add(self.clock)
+        self.reference.add(self.clock)
+
+    @rule(value=st.integers(-5, 60))
+    def add_anywhere(self, value):
+        self.ordered.add(value)
+        self.reference.add(value)
+
+    @precondition(lambda self: len(self.reference) > 0)
+    @rule(data=st.data())
+    def remove_first_or_any(self, data):
+        value = self.reference[0] if data.draw(st.booleans()) else data.draw(st.sampled_from(list(self.reference)))
+        self.ordered.remove(value)
+        self.reference.remove(value)
+
+    @rule(value=st.integers(-10, 70))
+    def remove_what_may_be_absent(self, value):
+        if value in self.reference:
+            self.ordered.remove(value)
+            self.reference.remove(value)
+        else:
+            with pytest.raises(ValueError):
+                self.ordered.remove(value)
+
+    @rule(value=st.integers(-10, 70), data=st.data())
+    def look_up(self, value, data):
+        assert self.ordered.bisect_left(value) == self.reference.bisect_left(value)
+        assert self.ordered.bisect_right(value) == self.reference.bisect_right(value)
+        size = len(self.reference)
+        start = data.draw(st.integers(0, size))
+        stop = data.draw(st.integers(start, size))
+        reverse = data.draw(st.booleans())
+        assert list(self.ordered.islice(start, stop, reverse=reverse)) == list(self.reference.islice(start, stop, reverse=reverse))
+        if size:
+            index = data.draw(st.integers(0, size - 1))
+            assert self.ordered[index] == self.reference[index]
+
+    @invariant()
+    def same_values(self):
+        assert len(self.ordered) == len(self.reference)
+        assert list(self.ordered.islice(0, len(self.ordered))) == list(self.reference)
+
+
+TestTimeOrderedAgainstSortedList = TimeOrderedAgainstSortedList.TestCase
+TestTimeOrderedAgainstSortedList.settings = settings(max_examples=300, stateful_step_count=40, deadline=None)
+
+
+def test_a_time_ordered_list_becomes_a_sorted_list_before_a_change_far_from_its_end():
+    """What bounds every operation's cost: a change more than `near` from the end of the plain
+    list (which would move everything after it) is made in a SortedList instead."""
+    ordered = TimeOrderedList(near=3)
+    for value in range(10):
+        ordered.add(value)
+    ordered.remove(0)  # the front: a step of the start
+    ordered.add(8.5)   # near the end: a small insert
+    ordered.remove(8)
+    assert ordered._sorted is None
+    ordered.remove(3)  # far from the end
+    assert ordered._sorted is not None
+    assert list(ordered.islice(0, len(ordered))) == [1, 2, 4, 5, 6, 7, 8.5, 9]
+    front = TimeOrderedList(near=3)
+    for value in range(10):
+        front.add(value)
+    front.add(-1)  # the clock set back: before everything
+    assert front._sorted is not None and front[0] == -1

@@ -25,8 +25,8 @@ def handler_for(endpoint: Endpoint) -> Handler:
 
     async def generate(request: Request) -> Response:
         service = service_of(request)
-        stream = request.headers.get("x-dashscope-sse", "").lower() == "enable"
         call = await call_of(request, with_body=True)
+        stream = call.enabled("x-dashscope-sse")
         try:
             outcome = service.generation.submit(endpoint.name, call)
         except DashScopeError as error:
