@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import secrets
 import tomllib
 from dataclasses import dataclass, field
+from functools import cached_property
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -46,7 +48,13 @@ class Config:
     signing_secret_given: bool = field(default=False, repr=False)  # set by the config, not made up per instance
 
     def timing_for(self, model: str) -> Timing:
-        return Timing.from_data(self.timing.get("models", {}).get(model) or self.timing["default"])
+        return self._timings.get(model) or self._timings[""]
+
+    @cached_property
+    def _timings(self) -> dict[str, Timing]:
+        """Each configured model's timing, and the default under "": read once, not per task."""
+        models = self.timing.get("models", {})
+        return {"": Timing.from_data(self.timing["default"]), **{model: Timing.from_data(data) for model, data in models.items() if data}}
 
     @classmethod
     def load(cls, path: str | Path | None = None, **overrides: Any) -> Config:
@@ -83,14 +91,12 @@ class Config:
             raise ValueError("journal_body_bytes must be in [0, 67108864]")
         if float(config.rate_limits.get("scale", 1.0)) <= 0:
             raise ValueError("rate_limits.scale must be positive")
-        config.timing_for("")  # fail at start, not on the first request, if the timing is malformed
-        for model_timing in config.timing.get("models", {}).values():
-            Timing.from_data(model_timing)
+        config.timing_for("")  # fail at start, not on the first request, if a timing is malformed
         return config
 
     def replace(self, **changes: Any) -> Config:
-        return Config(**{**self.__dict__, **changes})
+        return dataclasses.replace(self, **changes)  # the fields only (not what is cached from them)
 
     def with_fast_tasks(self) -> Config:
         """Every task finishes on its first poll."""
-        return Config(**{**self.__dict__, "timing": {"default": FAST_TIMING, "models": {}}})
+        return self.replace(timing={"default": FAST_TIMING, "models": {}})

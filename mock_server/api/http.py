@@ -104,8 +104,10 @@ async def call_of(request: Request, *, with_body: bool = False) -> Call:
 
 def public_base_url(request: Request) -> str:
     """scheme://host[:port] the client used to reach the fake, so result URLs reach it too."""
-    host = request.headers.get("host")
-    return f"{request.scope['scheme']}://{host}" if host else f"{request.url.scheme}://{request.url.netloc}"
+    # The Host header from the scope directly (the first one, as Starlette's Headers.get has it;
+    # servers give names in lower case), not through a Headers object made for it.
+    host = next((value for name, value in request.scope["headers"] if name == b"host"), None)
+    return f"{request.scope['scheme']}://{host.decode('latin-1')}" if host else f"{request.url.scheme}://{request.url.netloc}"
 
 
 def declared_length(request: Request, declared: str | None = None) -> int | None:

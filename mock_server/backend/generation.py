@@ -98,6 +98,8 @@ class GenerationBackend:
     def _last_input_size(self, key: ApiKey, request: GenerationRequest, resolve_oss: bool) -> tuple[int, int] | None:
         """Dimensions of the last input image: read from its bytes (data URI or upload), or
         announced by a URL's file name (W-H, WxH); the fake downloads nothing. None: unknown (1:1)."""
+        if not request.images:
+            return None
         size = None
         allowed = {f.replace("jpg", "jpeg") for f in request.model.input_images.formats}
         for index, image in enumerate(request.images):

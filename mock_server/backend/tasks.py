@@ -42,18 +42,22 @@ SWEEP_BATCH = 500
 _SERVICE_OFFSET = int(SERVICE_TZ.utcoffset(None).total_seconds())  # seconds ahead of UTC
 
 
-@lru_cache(maxsize=4096)  # a task's times are shown on every poll, and often share one instant
 def format_time(epoch: float) -> str:
     """YYYY-MM-DD HH:mm:ss.SSS in service time: what datetime.fromtimestamp(epoch, SERVICE_TZ)
     .strftime(...)[:-3] gives (microseconds rounded half to even, then cut to milliseconds), at
-    half its cost."""
+    a fraction of its cost."""
     fraction, whole = math.modf(epoch)
     micros = round(fraction * 1e6)
     if micros >= 1_000_000:
         whole, micros = whole + 1, micros - 1_000_000
     elif micros < 0:  # before 1970: modf's parts are both negative
         whole, micros = whole - 1, micros + 1_000_000
-    return time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(int(whole) + _SERVICE_OFFSET)) + f".{micros // 1000:03d}"
+    return f"{_second(int(whole))}.{micros // 1000:03d}"
+
+
+@lru_cache(maxsize=4096)  # the tasks of a second share it: strftime once a second, not per time shown
+def _second(epoch_second: int) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(epoch_second + _SERVICE_OFFSET))
 
 
 def parse_list_time(text: str) -> float:
