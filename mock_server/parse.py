@@ -40,13 +40,15 @@ def _no_constant(name: str) -> Any:
 
 def json_document(raw: bytes | str, max_depth: int = MAX_JSON_DEPTH) -> Any:
     """The parsed document, or BadInput: not JSON, not UTF-8, too deep, bad text, huge numbers."""
-    if isinstance(raw, bytes) and _plainly_within(raw, max_depth) and not _LONG_DIGITS.search(raw):
+    # Bytes whose text alone shows the bounds hold (if they are UTF-8); None: anything else.
+    plain = raw if isinstance(raw, bytes) and _plainly_within(raw, max_depth) else None
+    if plain is not None and not _LONG_DIGITS.search(plain):
         # Nearly every body: orjson reads it at a tenth of json's cost, and gives the same
         # document for all it accepts here (UTF-8 text, finite numbers, last duplicate key
         # wins); integers past 64 bits, which it reads as floats, are left to json. What it
         # refuses (infinite numbers, a byte order mark, bad JSON) json reads or words below.
         try:
-            return orjson.loads(raw)
+            return orjson.loads(plain)
         except orjson.JSONDecodeError:
             pass
     try:
@@ -61,7 +63,7 @@ def json_document(raw: bytes | str, max_depth: int = MAX_JSON_DEPTH) -> Any:
         # json's own errors, and int()'s refusal of integers over its digit limit
         reason = "a number is too large" if "digits" in str(exc) else "not valid JSON"
         raise BadInput(reason) from None
-    if not (isinstance(raw, bytes) and json.detect_encoding(raw) in ("utf-8", "utf-8-sig") and _plainly_within(raw, max_depth)):
+    if plain is None or json.detect_encoding(plain) not in ("utf-8", "utf-8-sig"):
         _check_tree(document, max_depth)
     return document
 
