@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
-import json
 import os
 import platform
 import re
@@ -32,17 +31,27 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.error
-import urllib.request
 from collections import Counter
 from pathlib import Path
 
 import bench_memory
-from harness import BENCH, CACHE, KEY, PYLIB, PYTHON, ROOT, Goal, Server, drift_note, free_port, pinning_note, require_wrk, rss_bytes, wrk
+from harness import (
+    CACHE,
+    PYLIB,
+    PYTHON,
+    ROOT,
+    Goal,
+    Server,
+    cycle_load,
+    drift_note,
+    free_port,
+    interleaved_rounds,
+    pinning_note,
+    require_wrk,
+    rss_bytes,
+)
 
 PRISM = CACHE / "prism" / "node_modules" / ".bin" / "prism"
-LOAD = BENCH / "load.lua"
-CREATE = {"model": "qwen-image-plus", "input": {"prompt": "a cat"}, "parameters": {"n": 1}}
 
 
 def _pip_target(packages: list[str]) -> None:
@@ -98,33 +107,6 @@ LABELS = {"a": "(a) fake: dashscope-mock serve --fast --no-rate-limits", "b": "(
           "c": "(c) bare app, uvloop + httptools, no access log", "d": "(d) Prism 5 mocking the fake's /openapi.json"}
 
 
-def _send(server: Server, method: str, path: str, body: dict | None = None) -> tuple[int, dict]:
-    headers = {"Authorization": f"Bearer {KEY}"}
-    if body is not None:
-        headers |= {"X-DashScope-Async": "enable", "Content-Type": "application/json"}
-    request = urllib.request.Request(server.url + server.prefix + path, method=method, headers=headers,
-                                     data=json.dumps(body).encode() if body is not None else None)
-    try:
-        with urllib.request.urlopen(request, timeout=10) as answer:
-            return answer.status, json.loads(answer.read())
-    except urllib.error.HTTPError as error:
-        return error.code, {}
-
-
-def check_cycle(server: Server) -> str | None:
-    """One create + poll by hand: None when both answer 200 with a task id, else what went wrong."""
-    status, created = _send(server, "POST", "/services/aigc/text2image/image-synthesis", CREATE)
-    task_id = created.get("output", {}).get("task_id") if status == 200 else None
-    if task_id is None:
-        return f"create answered {status}"
-    status, polled = _send(server, "GET", f"/tasks/{task_id}")
-    return None if status == 200 and polled.get("output", {}).get("task_id") == task_id else f"poll answered {status}"
-
-
-def _load(server: Server, seconds: float, connections: int):
-    return wrk(server.url, seconds, connections, script=LOAD, script_args=[server.prefix])
-
-
 def profile(server: Server, py_spy: str, seconds: float, connections: int) -> None:
     """py-spy samples the fake while wrk drives it; prints where its CPU time goes."""
     assert server.process is not None
@@ -135,7 +117,7 @@ def profile(server: Server, py_spy: str, seconds: float, connections: int) -> No
                             "--full-filenames", "--format", "raw", "--output", str(raw)],
                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     time.sleep(0.5)
-    _load(server, seconds, connections)
+    cycle_load(server, seconds, connections)
     _, error = spy.communicate(timeout=seconds + 60)
     if spy.returncode != 0 or not raw.stat().st_size:
         print(f"\nProfile: py-spy failed ({spy.returncode}): {error.strip()[:300]}")
@@ -179,37 +161,31 @@ def run_servers(args: argparse.Namespace) -> list[Goal]:
     started = time.perf_counter()
     chosen = servers(args)
     py_spy = py_spy_command(args.install) if args.profile else None
-    rates: dict[str, list[float]] = {key: [] for key in chosen}
-    errors: Counter[str] = Counter()
+    rss_before = 0
     try:
         for key, server in chosen.items():
             if key == "d":
                 chosen["a"].wait()  # Prism reads the fake's /openapi.json as it starts
             server.start()
-        for key, server in list(chosen.items()):
-            server.wait()
-            if problem := check_cycle(server):
-                print(f"bench: {LABELS[key]}: {problem}; left out (log: {server.log_path})")
-                del chosen[key], rates[key]
-        for server in chosen.values():
-            _load(server, args.warmup, args.connections)
-        fake = chosen["a"].process
-        assert fake is not None
-        rss_before, creates = rss_bytes(fake.pid), 0
-        for number in range(args.rounds):
-            for key, server in chosen.items():
-                result = _load(server, args.seconds, args.connections)
-                rates[key].append(result.requests_per_second)
-                errors[key] += result.errors
-                creates += result.creates if key == "a" else 0
-            print(f"  round {number + 1}/{args.rounds}: " + "  ".join(f"{key} {rates[key][-1]:,.0f}/s" for key in chosen), flush=True)
-        growth = (rss_bytes(fake.pid) - rss_before) / max(creates, 1)
+
+        def measure_the_fake() -> None:
+            nonlocal rss_before
+            assert chosen["a"].process is not None
+            rss_before = rss_bytes(chosen["a"].process.pid)
+
+        results = interleaved_rounds(chosen, rounds=args.rounds, seconds=args.seconds, warmup=args.warmup,
+                                     connections=args.connections, label=LABELS.__getitem__, before_rounds=measure_the_fake)
+        assert chosen["a"].process is not None
+        creates = sum(result.creates for result in results["a"])
+        growth = (rss_bytes(chosen["a"].process.pid) - rss_before) / max(creates, 1)
         if py_spy:
             profile(chosen["a"], py_spy, args.seconds, args.connections)
     finally:
         for server in reversed(chosen.values()):
             server.stop()
 
+    rates = {key: [result.requests_per_second for result in runs] for key, runs in results.items()}
+    errors = {key: sum(result.errors for result in runs) for key, runs in results.items()}
     medians = {key: statistics.median(values) for key, values in rates.items()}
     print(f"\nCreate + poll cycle, requests/s (a cycle is 2 requests; wrk -t1 -c{args.connections}, {args.seconds:g} s a round,"
           f" {args.rounds} interleaved rounds, {time.perf_counter() - started:.0f} s in all):")

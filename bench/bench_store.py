@@ -15,7 +15,6 @@ Exits 0 whatever the figures; 2 without wrk.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shutil
 import statistics
@@ -23,14 +22,9 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 
-from harness import BENCH, CLIENT_CORE, KEY, PYTHON, Server, drift_note, free_port, require_wrk, wait_port, wrk
-
-LOAD = BENCH / "load.lua"
-CREATE = {"model": "qwen-image-plus", "input": {"prompt": "a cat"}, "parameters": {"n": 1}}
+from harness import CLIENT_CORE, PYTHON, Server, drift_note, free_port, interleaved_rounds, require_wrk, wait_port
 
 
 def server_cores() -> list[int]:
@@ -56,21 +50,6 @@ def fake(name: str, store: str, workers: int) -> StoreServer:
     command = [str(Path(PYTHON).parent / "dashscope-mock"), "serve", "--fast", "--no-rate-limits", "--host", "127.0.0.1",
                "--port", str(port), "--store", store, "--workers", str(workers)]
     return StoreServer(name, command, port)
-
-
-def check_cycle(server: Server) -> str | None:
-    """One create + poll by hand (it also waits for a worker to take connections)."""
-    headers = {"Authorization": f"Bearer {KEY}", "X-DashScope-Async": "enable", "Content-Type": "application/json"}
-    base = server.url + server.prefix
-    try:
-        request = urllib.request.Request(base + "/services/aigc/text2image/image-synthesis", json.dumps(CREATE).encode(), headers)
-        with urllib.request.urlopen(request, timeout=30) as answer:
-            task_id = json.loads(answer.read())["output"]["task_id"]
-        with urllib.request.urlopen(urllib.request.Request(f"{base}/tasks/{task_id}", headers={"Authorization": f"Bearer {KEY}"}),
-                                    timeout=30) as answer:
-            return None if json.loads(answer.read())["output"]["task_id"] == task_id else "poll: another task"
-    except (OSError, urllib.error.URLError, KeyError, ValueError) as exc:
-        return f"{exc}"
 
 
 def start_redis(directory: str) -> tuple[subprocess.Popen, int] | None:
@@ -106,30 +85,19 @@ def main() -> int:
         if redis is not None:
             servers["redis"] = fake("store-redis", f"redis://127.0.0.1:{redis[1]}/0?prefix=one:", 1)
             servers["redis x2"] = fake("store-redis-2", f"redis://127.0.0.1:{redis[1]}/0?prefix=two:", 2)
-        rates: dict[str, list[float]] = {name: [] for name in servers}
-        errors = dict.fromkeys(servers, 0)
         try:
             for server in servers.values():
                 server.start()
-            for name, server in list(servers.items()):
-                server.wait()
-                if problem := check_cycle(server):
-                    print(f"bench: {name}: {problem}; left out (log: {server.log_path})")
-                    del servers[name], rates[name]
-            for server in servers.values():
-                wrk(server.url, args.warmup, args.connections, script=LOAD, script_args=[server.prefix])
-            for number in range(args.rounds):
-                for name, server in servers.items():
-                    result = wrk(server.url, args.seconds, args.connections, script=LOAD, script_args=[server.prefix])
-                    rates[name].append(result.requests_per_second)
-                    errors[name] += result.errors
-                print(f"  round {number + 1}/{args.rounds}: " + "  ".join(f"{n} {r[-1]:,.0f}/s" for n, r in rates.items()), flush=True)
+            results = interleaved_rounds(servers, rounds=args.rounds, seconds=args.seconds, warmup=args.warmup,
+                                         connections=args.connections, check_timeout=30)
         finally:
             for server in servers.values():
                 server.stop()
             if redis is not None:
                 redis[0].terminate()
                 redis[0].wait(10)
+    rates = {name: [result.requests_per_second for result in runs] for name, runs in results.items()}
+    errors = {name: sum(result.errors for result in runs) for name, runs in results.items()}
     medians = {name: statistics.median(values) for name, values in rates.items()}
     print(f"\nCreate + poll cycle, requests/s (wrk -t1 -c{args.connections}, {args.seconds:g} s a round, {args.rounds} interleaved"
           f" rounds, {time.perf_counter() - started:.0f} s in all):")

@@ -4,6 +4,7 @@ pinned to the other, wrk's output read into numbers, and the goals printed as PA
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import re
 import shutil
@@ -12,6 +13,9 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
@@ -23,6 +27,8 @@ PYLIB = CACHE / "py"              # pip install --target: only server (c) and th
 PYTHON = sys.executable
 KEY = "sk-demoabj1-0000000000000000"
 PREFIX = "/cn-beijing/api/v1"
+LOAD = BENCH / "load.lua"  # wrk's create + poll cycle
+CREATE = {"model": "qwen-image-plus", "input": {"prompt": "a cat"}, "parameters": {"n": 1}}
 SERVER_CORE, CLIENT_CORE = 1, 0
 
 
@@ -187,6 +193,63 @@ def wrk(url: str, seconds: float, connections: int, script: Path | None = None, 
     if match := re.search(r"cycle: creates (\d+) polls (\d+) non-200 (\d+)", out):
         result.creates = int(match.group(1))
     return result
+
+
+def _send(server: Server, method: str, path: str, body: dict | None, timeout: float) -> tuple[int, dict]:
+    headers = {"Authorization": f"Bearer {KEY}"}
+    if body is not None:
+        headers |= {"X-DashScope-Async": "enable", "Content-Type": "application/json"}
+    request = urllib.request.Request(server.url + server.prefix + path, method=method, headers=headers,
+                                     data=json.dumps(body).encode() if body is not None else None)
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as answer:
+            return answer.status, json.loads(answer.read())
+    except urllib.error.HTTPError as error:
+        return error.code, {}
+
+
+def check_cycle(server: Server, timeout: float = 10) -> str | None:
+    """One create + poll by hand: None when both answer 200 with the task's id, else what went
+    wrong (it also waits for a worker to take connections)."""
+    try:
+        status, created = _send(server, "POST", "/services/aigc/text2image/image-synthesis", CREATE, timeout)
+        task_id = created.get("output", {}).get("task_id") if status == 200 else None
+        if task_id is None:
+            return f"create answered {status}"
+        status, polled = _send(server, "GET", f"/tasks/{task_id}", None, timeout)
+    except (OSError, ValueError) as exc:  # no answer, or not JSON
+        return f"{exc}"
+    return None if status == 200 and polled.get("output", {}).get("task_id") == task_id else f"poll answered {status}"
+
+
+def cycle_load(server: Server, seconds: float, connections: int) -> WrkResult:
+    """wrk driving the create + poll cycle (bench/load.lua) against one server."""
+    return wrk(server.url, seconds, connections, script=LOAD, script_args=[server.prefix])
+
+
+def interleaved_rounds(servers: dict[str, Server], *, rounds: int, seconds: float, warmup: float, connections: int,
+                       check_timeout: float = 10, label: Callable[[str], str] = str,
+                       before_rounds: Callable[[], None] = lambda: None) -> dict[str, list[WrkResult]]:
+    """The servers (started) waited for and checked with one cycle by hand (one that fails is
+    left out of `servers`, with a line saying why), each warmed up for `warmup` seconds, then
+    `rounds` rounds of `seconds` of the cycle on each in turn (a b c a b c ...: whatever else the
+    machine does falls on all alike), each round's rates printed. `before_rounds` runs just
+    before the first round. Returns each server's wrk results, a round each."""
+    for key, server in list(servers.items()):
+        server.wait()
+        if problem := check_cycle(server, check_timeout):
+            print(f"bench: {label(key)}: {problem}; left out (log: {server.log_path})")
+            del servers[key]
+    for server in servers.values():
+        cycle_load(server, warmup, connections)
+    before_rounds()
+    results: dict[str, list[WrkResult]] = {key: [] for key in servers}
+    for number in range(rounds):
+        for key, server in servers.items():
+            results[key].append(cycle_load(server, seconds, connections))
+        print(f"  round {number + 1}/{rounds}: "
+              + "  ".join(f"{key} {runs[-1].requests_per_second:,.0f}/s" for key, runs in results.items()), flush=True)
+    return results
 
 
 @dataclass
